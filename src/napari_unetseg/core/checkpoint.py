@@ -1,0 +1,205 @@
+"""One-file checkpoints: config, weights, normalization, thresholds and provenance.
+
+Files are read with ``torch.load(weights_only=True)``: only tensors and plain containers are
+accepted, so a checkpoint carrying pickled code is refused instead of executed.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from .normalize import DEFAULT_NORMALIZATION
+from .postprocess import DEFAULT_THRESHOLDS
+
+FORMAT_VERSION = 1
+_MAGIC = "napari-unetseg checkpoint"
+#: The bundled default nuclei model (shipped inside the package).
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default_nuclei.pt"
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be written or read; the message is one sentence for the user."""
+
+
+def _package_version() -> str:
+    from napari_unetseg import __version__
+
+    return __version__
+
+
+def save_checkpoint(
+    model,
+    path: str | Path,
+    *,
+    provenance: dict[str, Any] | None = None,
+    thresholds: dict[str, Any] | None = None,
+    normalization: dict[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write a model and everything needed to use it to one ``.pt`` file.
+
+    Parameters
+    ----------
+    model : DynamicUNet
+        Built with :func:`build_model` from a rebuildable encoder spec.
+    path : str or Path
+        Destination; written atomically (a temporary file, then renamed).
+    provenance : dict, optional
+        Free-form facts (training data, epochs, scores, ...); version and date are added.
+    thresholds, normalization : dict, optional
+        Default post-processing thresholds and input normalization; the model's own when
+        omitted.
+    half : bool
+        Store floating-point weights as float16 (half the size; loaded back as float32).
+    """
+    import torch
+
+    config = copy.deepcopy(model.config)
+    if config["encoder"].startswith("custom:"):
+        raise CheckpointError(
+            "cannot save a model whose encoder is an nn.Module instance: it cannot be rebuilt; "
+            "build it with encoder='module:package.module:function' instead"
+        )
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        state[k] = v.half() if half and v.is_floating_point() else v.clone()
+    prov = dict(provenance or {})
+    prov.setdefault("package_version", _package_version())
+    prov.setdefault("date", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    payload = {
+        "format": _MAGIC,
+        "format_version": FORMAT_VERSION,
+        "config": config,
+        "targets": config["targets"],
+        "normalization": dict(normalization or getattr(model, "normalization", None)
+                              or DEFAULT_NORMALIZATION),
+        "thresholds": dict(thresholds or getattr(model, "thresholds", None)
+                           or DEFAULT_THRESHOLDS),
+        "provenance": prov,
+        "state_dict": state,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+def _read(path: Path) -> dict:
+    import pickle
+
+    import torch
+
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":
+        raise CheckpointError(f"{path} is not a checkpoint file (not a PyTorch archive)")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is truncated or damaged (incomplete archive)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+            raise CheckpointError(
+                f"{path} contains pickled Python objects and is refused for safety; "
+                "only checkpoints written by napari-unetseg can be loaded"
+            ) from None
+        raise CheckpointError(f"{path} is not a napari-unetseg checkpoint") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path} is truncated or damaged ({msg})") from None
+    if not isinstance(payload, dict) or payload.get("format") != _MAGIC:
+        raise CheckpointError(f"{path} is a PyTorch file but not a napari-unetseg checkpoint")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer napari-unetseg (format {version}, this version "
+            f"reads up to {FORMAT_VERSION}); upgrade napari-unetseg"
+        )
+    return payload
+
+
+def checkpoint_path(path: str | Path) -> Path:
+    """Resolve ``"default"`` to the bundled model; other values are paths."""
+    if str(path) == "default":
+        return DEFAULT_MODEL_PATH
+    return Path(path).expanduser()
+
+
+def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
+    """Metadata of a checkpoint (everything except the weights), without building the model."""
+    p = checkpoint_path(path)
+    payload = _read(p)
+    info = {k: v for k, v in payload.items() if k not in ("state_dict", "format")}
+    info["path"] = str(p)
+    info["parameters"] = int(
+        sum(v.numel() for k, v in payload["state_dict"].items() if "running" not in k
+            and "num_batches" not in k)
+    )
+    return info
+
+
+def load_checkpoint(path: str | Path):
+    """Rebuild a model from a checkpoint.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.pt`` file written by :func:`save_checkpoint`, or ``"default"``.
+
+    Returns
+    -------
+    (DynamicUNet, dict)
+        The model in eval mode (float32, CPU) and the checkpoint metadata.
+
+    Raises
+    ------
+    CheckpointError
+        Missing file, not a checkpoint, newer format, truncated file, or weights that do not
+        fit the stored configuration.
+    """
+    from .model import build_model
+
+    p = checkpoint_path(path)
+    payload = _read(p)
+    config = payload["config"]
+    try:
+        model = build_model(**config)
+    except Exception as exc:  # an unknown encoder, a missing builder module ...
+        raise CheckpointError(f"cannot rebuild the model stored in {p}: {exc}") from None
+    state = {k: (v.float() if v.is_floating_point() else v)
+             for k, v in payload["state_dict"].items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(
+            f"the weights in {p} do not fit its model configuration ({first})"
+        ) from None
+    model.normalization = dict(payload["normalization"])
+    model.thresholds = dict(payload["thresholds"])
+    model.eval()
+    info = {k: v for k, v in payload.items() if k not in ("state_dict", "format")}
+    info["path"] = str(p)
+    return model, info
+
+
+def resolve_model(model):
+    """Accept a model, a checkpoint path or ``"default"`` and return a model."""
+    from torch import nn
+
+    if isinstance(model, nn.Module):
+        if not hasattr(model, "normalization"):
+            raise TypeError("expected a model built by napari_unetseg.core.build_model")
+        return model
+    return load_checkpoint(model)[0]

@@ -1,0 +1,259 @@
+"""The ``unetseg`` command: info, train, evaluate and predict without a GUI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit status 2."""
+
+
+def _cmd_info(args) -> int:
+    from napari_unetseg.core.checkpoint import read_checkpoint_info
+
+    info = read_checkpoint_info(args.model)
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from napari_unetseg.core.data import find_pairs, read_id_list
+    from napari_unetseg.core.train import TrainConfig, finalize_thresholds, train
+
+    val_ids = read_id_list(args.val_list) if args.val_list else []
+    pairs = find_pairs(args.images, args.labels)
+    val_set = set(val_ids)
+    unknown = val_set - {p[0].stem for p in pairs}
+    if unknown:
+        raise UserError(f"{len(unknown)} id(s) of {args.val_list} have no image/label pair, "
+                        f"e.g. {sorted(unknown)[0]}")
+    train_pairs = [p for p in pairs if p[0].stem not in val_set]
+    val_pairs = [p for p in pairs if p[0].stem in val_set]
+    if args.epochs is None and args.time_budget is None:
+        args.epochs = 50
+    kwargs = json.loads(args.encoder_kwargs) if args.encoder_kwargs else {}
+    config = TrainConfig(
+        encoder=args.encoder,
+        encoder_kwargs=kwargs,
+        encoder_weights=args.encoder_weights,
+        pretrained=args.pretrained,
+        targets=args.targets,
+        upsample=args.upsample,
+        border_width=args.border_width,
+        weighted_loss=args.weighted_loss,
+        crop=args.crop,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        time_budget_min=args.time_budget,
+        lr=args.lr,
+        device=args.device,
+        seed=args.seed,
+    )
+    summary = train(config, train_pairs, val_pairs, args.out, resume=args.resume,
+                    log=lambda s: print(s, file=sys.stderr, flush=True))
+    if val_pairs and not args.no_tune and Path(args.out).exists():
+        summary["thresholds"] = finalize_thresholds(args.out, val_pairs, args.device)
+    summary.pop("history", None)
+    print(json.dumps(summary, indent=2, default=str))
+    return 130 if summary["interrupted"] else 0
+
+
+def _cmd_evaluate(args) -> int:
+    import csv
+
+    from napari_unetseg.core.metrics import evaluate_folders
+
+    summary, rows = evaluate_folders(args.gt, args.pred)
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _collect_inputs(inputs: list[str]) -> list[Path]:
+    from napari_unetseg.core.io import list_images
+
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                print(f"unetseg predict: {p}: no images in this folder", file=sys.stderr)
+            files.extend(found)
+        else:
+            files.append(p)
+    return files
+
+
+def _cmd_predict(args) -> int:
+    from tqdm.auto import tqdm
+
+    from napari_unetseg.core.inference import Predictor, check_axes
+    from napari_unetseg.core.io import ImageReadError, read_image_with_axes, write_label_tiff
+    from napari_unetseg.core.postprocess import watershed_from_maps
+
+    files = _collect_inputs(args.inputs)
+    if not files:
+        raise UserError("no input images")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictor = Predictor(args.model, args.device)
+    thresholds = dict(predictor.thresholds)
+    for key in ("mask_threshold", "seed_threshold", "min_size"):
+        if getattr(args, key) is not None:
+            thresholds[key] = getattr(args, key)
+    print(f"model {args.model} on {predictor.device}; thresholds {thresholds}", file=sys.stderr)
+    failures = 0
+    for path in tqdm(files, desc="images", unit="image", disable=args.quiet):
+        target = out_dir / f"{path.stem}.tif"
+        if target.exists() and not args.overwrite:
+            tqdm.write(f"skipped {path.name}: {target} exists (use --overwrite)", file=sys.stderr)
+            continue
+        try:
+            image, file_axes = read_image_with_axes(path)
+            axes = check_axes(image.shape, args.axes or file_axes)
+            bar = None
+
+            def progress(done, total, _path=path):
+                nonlocal bar
+                if total > 4 and not args.quiet:
+                    if bar is None:
+                        bar = tqdm(total=total, desc=_path.name, unit="tile", leave=False)
+                    bar.n = done
+                    bar.refresh()
+
+            maps = predictor.predict(image, axes=axes, tile=args.tile, tta=args.tta,
+                                     progress=progress)
+            if bar is not None:
+                bar.close()
+            labels = watershed_from_maps(maps, predictor.targets, **thresholds)
+            if not args.save_maps:
+                del maps  # free them before writing: big images need the memory
+        except (ImageReadError, ValueError) as exc:
+            failures += 1
+            where = "" if str(exc).startswith(str(path)) else f"{path}: "
+            tqdm.write(f"unetseg predict: {where}{exc}", file=sys.stderr)
+            continue
+        label_axes = axes.replace("C", "")
+        provenance = {"model": str(args.model), "thresholds": thresholds, "source": path.name,
+                      "tta": args.tta}
+        write_label_tiff(target, labels, axes=label_axes, provenance=provenance,
+                         overwrite=args.overwrite)
+        if args.save_maps:
+            _write_maps(out_dir / f"{path.stem}_maps.tif", maps, label_axes, args.overwrite)
+    if failures:
+        print(f"unetseg predict: {failures} of {len(files)} input(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _write_maps(path: Path, maps, axes: str, overwrite: bool) -> None:
+    """Probability maps as a float32 ImageJ hyperstack (channels = target maps)."""
+    import numpy as np
+    import tifffile
+
+    if path.exists() and not overwrite:
+        return
+    # ImageJ wants TZCYX order: move the channel axis just before Y.
+    data = np.moveaxis(maps, 0, -3)
+    ij_axes = axes[:-2] + "CYX"
+    tifffile.imwrite(path, data.astype(np.float32), imagej=True,
+                     metadata={"axes": ij_axes}, compression="zlib")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="unetseg",
+        description="U-Net nuclei/cell segmentation: train, evaluate, predict, inspect models.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("info", help="print a checkpoint's metadata as JSON")
+    s.add_argument("model", help="checkpoint file, or 'default' for the bundled model")
+    s.set_defaults(func=_cmd_info)
+
+    s = sub.add_parser("train", help="train a model on image/label pairs")
+    s.add_argument("--images", required=True, help="folder of images")
+    s.add_argument("--labels", required=True, help="folder of label images (same file stems)")
+    s.add_argument("--val-list", help="file listing the image stems held out for validation")
+    s.add_argument("--encoder", default="unet", help="unet | timm:NAME | module:pkg.mod:fn")
+    s.add_argument("--encoder-kwargs", help='JSON, e.g. \'{"base_width": 16}\'')
+    s.add_argument("--encoder-weights", help="local file with pretrained encoder weights")
+    s.add_argument("--pretrained", action="store_true",
+                   help="download ImageNet weights through timm (needs network)")
+    s.add_argument("--targets", default="mask_border", choices=["mask_border", "three_class"])
+    s.add_argument("--upsample", default="transposed",
+                   choices=["nearest", "bilinear", "transposed"])
+    s.add_argument("--border-width", type=int, default=2)
+    s.add_argument("--weighted-loss", action="store_true",
+                   help="U-Net paper's border-weighted loss (w0=10, sigma=5)")
+    s.add_argument("--out", required=True, help="checkpoint to write (MODEL.pt)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--time-budget", type=float, metavar="MIN", help="train for MIN minutes")
+    s.add_argument("--crop", type=int, default=256)
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--lr", type=float, default=2e-3)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--resume", help="continue from this checkpoint (and its .resume.pt)")
+    s.add_argument("--no-tune", action="store_true",
+                   help="keep default thresholds instead of tuning them on the validation set")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("evaluate", help="score predicted labels against ground truth (DSB metric)")
+    s.add_argument("--gt", required=True, help="folder of ground-truth label images")
+    s.add_argument("--pred", required=True, help="folder of predicted label images (same stems)")
+    s.add_argument("--csv", help="also write per-image scores to this CSV file")
+    s.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser("predict", help="segment images into TIFF label files")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    s.add_argument("--out", required=True, help="output folder (one <stem>.tif per input)")
+    s.add_argument("--model", default="default", help="'default' or a checkpoint file")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    s.add_argument("--tile", type=int, default=512)
+    s.add_argument("--axes", help="axes of the inputs, e.g. TYX or ZYXC (default: guessed)")
+    s.add_argument("--mask-threshold", type=float)
+    s.add_argument("--seed-threshold", type=float)
+    s.add_argument("--min-size", type=int)
+    s.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
+    s.add_argument("--save-maps", action="store_true", help="also write <stem>_maps.tif")
+    s.add_argument("--overwrite", action="store_true", help="replace existing label files")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=_cmd_predict)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``unetseg`` console script."""
+    from napari_unetseg.core.checkpoint import CheckpointError
+    from napari_unetseg.core.data import DatasetError
+    from napari_unetseg.core.encoders import PretrainedWeightsError
+    from napari_unetseg.core.io import ImageReadError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UserError, CheckpointError, DatasetError, ImageReadError,
+            PretrainedWeightsError) as exc:
+        print(f"unetseg {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"unetseg {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("unetseg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

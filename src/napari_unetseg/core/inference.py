@@ -1,0 +1,399 @@
+"""Tiled, batched, memory-bounded inference from images to probability maps."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .normalize import apply_scaling, plane_scaling
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+CancelFn = Callable[[], bool]
+
+
+class Cancelled(Exception):
+    """Inference was cancelled between tiles; nothing was returned or written."""
+
+
+# --------------------------------------------------------------------------- axes
+
+
+def guess_axes(shape: tuple[int, ...]) -> str:
+    """Guess the axes of an image from its shape (``"YX"``, ``"YXC"``, ``"ZYX"``, ...).
+
+    A last axis of length 1..4 after at least two larger ones is taken as channels.
+    """
+    nd = len(shape)
+    channel_last = nd >= 3 and 1 <= shape[-1] <= 4 and min(shape[-3:-1]) > 4
+    if nd == 2:
+        return "YX"
+    if nd == 3:
+        return "YXC" if channel_last else "ZYX"
+    if nd == 4:
+        return "ZYXC" if channel_last else "TZYX"
+    if nd == 5 and channel_last:
+        return "TZYXC"
+    raise ValueError(
+        f"unsupported image shape {tuple(shape)}: expected (Y,X), (Y,X,C) with C<=4, "
+        "(Z,Y,X), (T,Y,X), (T,Z,Y,X) or those with a trailing channel axis"
+    )
+
+
+def check_axes(shape: tuple[int, ...], axes: str | None) -> str:
+    """Validate user axes (or guess them); the result ends with ``YX`` or ``YXC``."""
+    if axes is None:
+        return guess_axes(shape)
+    axes = axes.upper()
+    ok = (
+        len(axes) == len(shape)
+        and len(set(axes)) == len(axes)
+        and set(axes) <= set("TZYXC")
+        and (axes.endswith("YX") or axes.endswith("YXC"))
+    )
+    if not ok:
+        raise ValueError(
+            f"axes {axes!r} do not fit image shape {tuple(shape)}: give one letter per "
+            "axis from T, Z, Y, X, C, ending with YX or YXC"
+        )
+    if axes.endswith("C") and not 1 <= shape[-1] <= 4:
+        raise ValueError(f"channel axis has {shape[-1]} entries; 1 to 4 are supported")
+    return axes
+
+
+def planes_of(image: np.ndarray, axes: str) -> tuple[np.ndarray, tuple[int, ...]]:
+    """View an image as a sequence of 2D planes: (N, Y, X[, C]) and the stack shape."""
+    has_c = axes.endswith("C")
+    n_lead = len(axes) - (3 if has_c else 2)
+    stack_shape = image.shape[:n_lead]
+    return image.reshape(-1, *image.shape[n_lead:]), stack_shape
+
+
+# --------------------------------------------------------------------------- tiling
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Tile origins along Y and X and the separable blending windows."""
+
+    size: tuple[int, int]
+    starts_y: tuple[int, ...]
+    starts_x: tuple[int, ...]
+    margin: int
+
+    def windows(self, axis: int) -> list[np.ndarray]:
+        starts = self.starts_y if axis == 0 else self.starts_x
+        return [
+            _window(self.size[axis], self.margin, first=i == 0, last=i == len(starts) - 1)
+            for i in range(len(starts))
+        ]
+
+    def weight_sum(self, axis: int, length: int) -> np.ndarray:
+        starts = self.starts_y if axis == 0 else self.starts_x
+        total = np.zeros(length, np.float32)
+        for s, w in zip(starts, self.windows(axis)):
+            total[s : s + w.size] += w
+        return total
+
+    def __iter__(self) -> Iterator[tuple[int, int, int, int]]:
+        for iy, y in enumerate(self.starts_y):
+            for ix, x in enumerate(self.starts_x):
+                yield iy, ix, y, x
+
+    def __len__(self) -> int:
+        return len(self.starts_y) * len(self.starts_x)
+
+
+def _starts(length: int, tile: int, overlap: int) -> tuple[int, ...]:
+    if length <= tile:
+        return (0,)
+    step = tile - overlap
+    n = math.ceil((length - tile) / step) + 1
+    # Spread the tiles evenly so the overlaps are equal and at least ``overlap``.
+    return tuple(round(i * (length - tile) / (n - 1)) for i in range(n))
+
+
+def _window(size: int, margin: int, first: bool, last: bool) -> np.ndarray:
+    """1D blending weights: a discarded margin and a cosine ramp at inner tile edges.
+
+    Predictions within ``margin`` pixels of a tile edge lack context, so they get no
+    weight; the next ``margin`` pixels ramp up smoothly to avoid seams.
+    """
+    w = np.ones(size, np.float32)
+    if margin > 0:
+        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(margin) + 0.5) / margin)
+        edge = np.concatenate([np.zeros(margin), ramp]).astype(np.float32)[: size // 2]
+        if not first:
+            w[: edge.size] = edge
+        if not last:
+            w[size - edge.size :] = edge[::-1]
+    return w
+
+
+def tile_grid(shape: tuple[int, int], tile: int, overlap: int) -> TileGrid:
+    """Tiles of at most ``tile`` pixels covering ``shape`` with at least ``overlap`` overlap."""
+    if tile < 32:
+        raise ValueError(f"tile size must be at least 32 pixels, got {tile}")
+    overlap = int(min(max(overlap, 0), tile // 2))
+    size = (min(tile, shape[0]), min(tile, shape[1]))
+    return TileGrid(
+        size,
+        _starts(shape[0], tile, overlap),
+        _starts(shape[1], tile, overlap),
+        margin=overlap // 4,
+    )
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def available_devices() -> list[str]:
+    """Devices this machine can run on, best first (always includes ``"cpu"``)."""
+    import torch
+
+    found = []
+    if torch.cuda.is_available():
+        found.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return [*found, "cpu"]
+
+
+def resolve_device(device: str = "auto"):
+    """``"auto"`` picks CUDA, then Apple MPS, then CPU; an absent device is a ValueError."""
+    import torch
+
+    device = (device or "auto").lower()
+    avail = available_devices()
+    if device == "auto":
+        return torch.device(avail[0])
+    kind = device.split(":")[0]
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or mps")
+    if kind not in avail:
+        raise ValueError(f"device {device!r} is not available here; available: {', '.join(avail)}")
+    return torch.device(device)
+
+
+# --------------------------------------------------------------------------- predictor
+
+
+class Predictor:
+    """A model prepared for inference on one device.
+
+    Parameters
+    ----------
+    model : DynamicUNet, str or Path
+        A built or loaded model, a checkpoint path, or ``"default"`` for the bundled model.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+    """
+
+    def __init__(self, model, device: str = "auto"):
+        from .checkpoint import resolve_model
+        from .optimize import optimize_for_inference
+
+        model = resolve_model(model)
+        self.device = resolve_device(device)
+        self.model = model
+        self.targets: str = model.targets
+        self.normalization: dict = model.normalization
+        self.thresholds: dict = dict(model.thresholds)
+        self.n_outputs: int = model.head.out_channels
+        self._run = optimize_for_inference(model, self.device)
+        log.info("inference on %s", self.device)
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(batch).to(self.device)
+        if self.device.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            with torch.autocast("cuda", dtype=dtype):
+                logits = self._run(x)
+        elif self.device.type == "mps":
+            with torch.autocast("mps", dtype=torch.float16):
+                logits = self._run(x)
+        else:
+            logits = self._run(x)
+        return self.model.probabilities(logits.float()).cpu().numpy()
+
+    def _forward_safe(self, batch: np.ndarray, tta: bool) -> np.ndarray:
+        """Forward a batch; on GPU out-of-memory retry in halves instead of failing."""
+        import torch
+
+        try:
+            with torch.inference_mode():
+                if not tta:
+                    return self._forward(batch)
+                # Flip test-time augmentation: average over identity, and flips in Y, X, YX.
+                acc = self._forward(batch)
+                for axes in ((2,), (3,), (2, 3)):
+                    flipped = np.ascontiguousarray(np.flip(batch, axis=axes))
+                    acc += np.flip(self._forward(flipped), axis=axes)
+                return acc / 4
+        except torch.OutOfMemoryError:
+            if batch.shape[0] == 1:
+                raise RuntimeError(
+                    f"out of {self.device.type} memory even for one tile; use a smaller tile "
+                    "size or the CPU"
+                ) from None
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = batch.shape[0] // 2
+            log.warning("out of GPU memory; retrying with %d tiles per batch", half)
+            return np.concatenate(
+                [self._forward_safe(batch[:half], tta), self._forward_safe(batch[half:], tta)]
+            )
+
+    def predict_plane(
+        self,
+        plane: np.ndarray,
+        *,
+        tile: int = 512,
+        overlap: int = 96,
+        batch_size: int = 4,
+        tta: bool = False,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+        out: np.ndarray | None = None,
+        _done: int = 0,
+        _total: int | None = None,
+    ) -> np.ndarray:
+        """Probability maps (C, Y, X) float32 of one 2D plane (Y, X) or (Y, X, C)."""
+        scaling = plane_scaling(plane, self.normalization)
+        h, w = plane.shape[:2]
+        if out is None:
+            out = np.zeros((self.n_outputs, h, w), np.float32)
+        if scaling.constant:
+            # Nothing to see: background everywhere rather than noise from the network.
+            out[...] = 0
+            if self.targets == "three_class":
+                out[2] = 1
+            return out
+        grid = tile_grid((h, w), tile, overlap)
+        total = _total if _total is not None else len(grid)
+        wy, wx = grid.windows(0), grid.windows(1)
+        # The weights are separable, so each pixel's total weight is a product of two 1D sums.
+        norm_y = 1.0 / grid.weight_sum(0, h)
+        norm_x = 1.0 / grid.weight_sum(1, w)
+        out[...] = 0
+        th, tw = grid.size
+        tiles = list(grid)
+        done = _done
+        for b in range(0, len(tiles), batch_size):
+            if cancel is not None and cancel():
+                raise Cancelled("cancelled")
+            chunk = tiles[b : b + batch_size]
+            batch = np.stack(
+                [
+                    apply_scaling(plane[y : y + th, x : x + tw], scaling, self.normalization)
+                    for _, _, y, x in chunk
+                ]
+            )
+            probs = self._forward_safe(batch, tta)
+            for (iy, ix, y, x), p in zip(chunk, probs):
+                p *= wy[iy][:, None]
+                p *= wx[ix][None, :]
+                out[:, y : y + th, x : x + tw] += p
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+        out *= norm_y[:, None]
+        out *= norm_x[None, :]
+        return out
+
+    def predict(
+        self,
+        image: np.ndarray,
+        *,
+        axes: str | None = None,
+        tile: int = 512,
+        overlap: int = 96,
+        batch_size: int = 4,
+        tta: bool = False,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> np.ndarray:
+        """Probability maps of an image; see :func:`predict`."""
+        image = np.asarray(image)
+        axes = check_axes(image.shape, axes)
+        planes, stack_shape = planes_of(image, axes)
+        h, w = planes.shape[1:3]
+        per_plane = len(tile_grid((h, w), tile, overlap))
+        total = per_plane * planes.shape[0]
+        out = np.empty((self.n_outputs, planes.shape[0], h, w), np.float32)
+        for i in range(planes.shape[0]):
+            self.predict_plane(
+                planes[i],
+                tile=tile,
+                overlap=overlap,
+                batch_size=batch_size,
+                tta=tta,
+                progress=progress,
+                cancel=cancel,
+                out=out[:, i],
+                _done=i * per_plane,
+                _total=total,
+            )
+        return out.reshape(self.n_outputs, *stack_shape, h, w)
+
+
+def predict(
+    model,
+    image: np.ndarray,
+    *,
+    axes: str | None = None,
+    tile: int = 512,
+    overlap: int = 96,
+    device: str = "auto",
+    tta: bool = False,
+    batch_size: int = 4,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> np.ndarray:
+    """Probability maps of an image, one per target channel.
+
+    Parameters
+    ----------
+    model : DynamicUNet, str or Path
+        A model, a checkpoint path, or ``"default"``.
+    image : ndarray
+        (Y,X), (Y,X,C) with C in 1..4 (alpha dropped), (Z,Y,X), (T,Y,X), (T,Z,Y,X), any of
+        them with a trailing channel axis; any dtype. NaN/inf are treated as background.
+    axes : str, optional
+        Override the axes guess, e.g. ``"TYX"`` or ``"ZYXC"``.
+    tile, overlap : int
+        Tile size and minimum overlap in pixels.
+    device : str
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
+    tta : bool
+        Average over flips (4x slower, slightly smoother maps).
+    batch_size : int
+        Tiles per forward pass (halved automatically on GPU out-of-memory).
+    progress : callable, optional
+        ``progress(done, total)`` after each batch of tiles.
+    cancel : callable, optional
+        Checked before each batch; returning True raises :class:`Cancelled`.
+
+    Returns
+    -------
+    ndarray
+        float32 of shape (C, *image spatial shape), e.g. (2, Y, X) or (2, Z, Y, X).
+    """
+    return Predictor(model, device).predict(
+        image,
+        axes=axes,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        tta=tta,
+        progress=progress,
+        cancel=cancel,
+    )

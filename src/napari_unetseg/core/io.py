@@ -1,0 +1,253 @@
+"""Reading images and labels, writing ImageJ-compatible label TIFF stacks."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+_TIFF = (".tif", ".tiff")
+# Our axis order: stack axes first, then Y, X, then channels last.
+_ORDER = "TZYXC"
+
+
+class ImageReadError(ValueError):
+    """A file could not be read as an image; the message names the file and the reason."""
+
+
+def is_image_file(path: str | Path) -> bool:
+    """True for files whose suffix this package reads."""
+    p = Path(path)
+    return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+
+
+def _reorder(data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
+    """Transpose to T, Z, Y, X, C order; squeeze singleton axes we have no use for."""
+    axes = axes.upper().replace("S", "C")
+    if "C" in axes and axes.count("C") > 1:
+        raise ImageReadError(f"image has several channel axes ({axes})")
+    keep = []
+    for i, a in enumerate(axes):
+        if a in _ORDER:
+            keep.append(i)
+        elif data.shape[i] == 1:
+            continue
+        else:
+            # Unknown stack axes (ImageJ's I, Q, ...) are treated as Z when Z is free.
+            if "Z" in axes:
+                raise ImageReadError(f"unsupported axes {axes!r} in shape {data.shape}")
+            axes = axes[:i] + "Z" + axes[i + 1 :]
+            keep.append(i)
+    data = data.squeeze(axis=tuple(i for i in range(data.ndim) if i not in keep))
+    axes = "".join(axes[i] for i in keep)
+    if "C" in axes and data.shape[axes.index("C")] == 1:
+        data = data.squeeze(axis=axes.index("C"))
+        axes = axes.replace("C", "")
+    order = sorted(range(len(axes)), key=lambda i: _ORDER.index(axes[i]))
+    return np.transpose(data, order), "".join(axes[i] for i in order)
+
+
+def read_image_with_axes(path: str | Path) -> tuple[np.ndarray, str | None]:
+    """Read an image and, for TIFF files that record them, its axes (in T, Z, Y, X, C order).
+
+    Parameters
+    ----------
+    path : str or Path
+        PNG, JPEG, BMP or TIFF (multi-page, ImageJ hyperstack, OME-TIFF).
+
+    Returns
+    -------
+    (ndarray, str or None)
+        The pixels and the axes, or None where the file does not say.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ImageReadError(f"{p}: file not found")
+    if p.is_dir():
+        raise ImageReadError(f"{p}: is a folder, not an image")
+    try:
+        if p.suffix.lower() in _TIFF:
+            import tifffile
+
+            with tifffile.TiffFile(p) as tif:
+                series = tif.series[0]
+                data = series.asarray()
+                axes = series.axes
+            data, axes = _reorder(data, axes)
+            return data, axes
+        import imageio.v3 as iio
+
+        data = iio.imread(p)
+    except ImageReadError as exc:
+        raise ImageReadError(f"{p}: {exc}") from None
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageReadError(f"{p}: not a readable image ({reason})") from None
+    if data.ndim not in (2, 3) or data.size == 0:
+        raise ImageReadError(f"{p}: unexpected image shape {data.shape}")
+    return data, None
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as an array (see :func:`read_image_with_axes`)."""
+    return read_image_with_axes(path)[0]
+
+
+def read_labels(path: str | Path) -> np.ndarray:
+    """Read an instance label image (integer); RGB(A) label files are refused."""
+    data = read_image(path)
+    if data.ndim == 3 and data.shape[-1] in (3, 4) and Path(path).suffix.lower() not in _TIFF:
+        raise ImageReadError(f"{path}: labels must be a single-channel integer image")
+    if data.dtype.kind == "f":
+        if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
+            raise ImageReadError(f"{path}: labels must hold whole numbers")
+        data = data.astype(np.int64)
+    elif data.dtype == bool:
+        data = data.astype(np.uint8)
+    elif data.dtype.kind not in "ui":
+        raise ImageReadError(f"{path}: labels have unsupported dtype {data.dtype}")
+    return data
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files in a folder, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageReadError(f"{folder}: not a folder")
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
+
+
+class LabelTiffWarning(UserWarning):
+    """A label TIFF was written in a form some tools (ImageJ) cannot show."""
+
+
+#: Marks label files written by this package (read back by the napari reader).
+LABELS_MARK = "napari-unetseg labels"
+
+
+def default_label_axes(ndim: int) -> str:
+    """Axes assumed for a label array of ``ndim`` dimensions (YX, ZYX, TZYX)."""
+    try:
+        return {2: "YX", 3: "ZYX", 4: "TZYX"}[ndim]
+    except KeyError:
+        raise ValueError(f"labels must have 2 to 4 dimensions, got {ndim}") from None
+
+
+def write_label_tiff(
+    path: str | Path,
+    labels: np.ndarray,
+    *,
+    axes: str | None = None,
+    provenance: dict | None = None,
+    overwrite: bool = False,
+    page_names: list[str] | None = None,
+) -> Path:
+    """Write instance labels as an ImageJ-compatible TIFF label stack.
+
+    2D labels become one page, stacks one page per plane, with the axes recorded (ZYX, TYX,
+    TZYX) so Fiji opens them as a stack, and a display range of 0..max label. Labels are
+    stored as uint16 when the largest id fits, otherwise as uint32, which ImageJ cannot
+    show (a :class:`LabelTiffWarning` says so). zlib compression.
+
+    Parameters
+    ----------
+    path : str or Path
+    labels : ndarray
+        Integer (or bool) labels, 2 to 4 dimensions.
+    axes : str, optional
+        Axes of ``labels`` such as ``"TYX"``; by default YX, ZYX or TZYX.
+    provenance : dict, optional
+        Model, thresholds, version ...; stored as JSON in the file's description.
+    overwrite : bool
+        Replace an existing file; otherwise :class:`FileExistsError`.
+    page_names : list of str, optional
+        ImageJ slice labels, one per page (e.g. the image each page came from).
+
+    Returns
+    -------
+    Path
+    """
+    import tifffile
+
+    from .postprocess import label_dtype
+
+    path = Path(path)
+    labels = np.asarray(labels)
+    if labels.dtype == bool:
+        labels = labels.astype(np.uint8)
+    if labels.dtype.kind not in "ui":
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    if labels.size and labels.min() < 0:
+        raise ValueError("labels must not be negative")
+    axes = (axes or default_label_axes(labels.ndim)).upper()
+    if len(axes) != labels.ndim or not axes.endswith("YX") or not set(axes) <= set("TZYX"):
+        raise ValueError(f"axes {axes!r} do not fit labels of shape {labels.shape}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; choose another name or allow overwriting")
+    max_label = int(labels.max()) if labels.size else 0
+    dtype = label_dtype(max_label)
+    data = labels.astype(dtype, copy=False)
+    info = json.dumps({"napari_unetseg": dict(provenance or {}), "axes": axes})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    options = {"compression": "zlib", "software": LABELS_MARK}
+    try:
+        if dtype == np.uint16:
+            # ImageJ hyperstacks need the axes in TZCYX order, which ours already are.
+            md = {"axes": axes, "min": 0, "max": max(max_label, 1), "Info": info}
+            if page_names is not None:
+                md["Labels"] = list(page_names)
+            tifffile.imwrite(tmp, data, imagej=True, metadata=md, **options)
+        else:
+            warnings.warn(
+                f"{path.name}: {max_label} labels do not fit 16 bits; written as uint32, "
+                "which ImageJ/Fiji cannot display",
+                LabelTiffWarning,
+                stacklevel=2,
+            )
+            md = {"axes": axes, "napari_unetseg": provenance or {}}
+            if page_names is not None:
+                md["page_names"] = list(page_names)
+            tifffile.imwrite(tmp, data, metadata=md, **options)
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def is_label_tiff(path: str | Path) -> bool:
+    """True when ``path`` is a label TIFF written by :func:`write_label_tiff`."""
+    p = Path(path)
+    if p.suffix.lower() not in _TIFF or not p.is_file():
+        return False
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(p) as tif:
+            software = tif.pages.first.software or ""
+    except Exception:
+        return False
+    return software.startswith(LABELS_MARK)
+
+
+def read_label_tiff(path: str | Path) -> tuple[np.ndarray, str, dict]:
+    """Read a label TIFF written by :func:`write_label_tiff`: (labels, axes, provenance)."""
+    import tifffile
+
+    p = Path(path)
+    labels, axes = read_image_with_axes(p)
+    prov: dict = {}
+    with tifffile.TiffFile(p) as tif:
+        ij = tif.imagej_metadata or {}
+        if "Info" in ij:
+            try:
+                prov = json.loads(ij["Info"]).get("napari_unetseg", {})
+            except ValueError:
+                prov = {}
+        elif tif.shaped_metadata:
+            prov = dict(tif.shaped_metadata[0].get("napari_unetseg", {}))
+    return labels, axes or default_label_axes(labels.ndim), prov

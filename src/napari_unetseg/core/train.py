@@ -1,0 +1,335 @@
+"""Training a Dynamic U-Net on instance labels, with validation by the DSB metric."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import CropSampler, load_pair, load_samples
+from .metrics import image_scores, summarize
+from .postprocess import DEFAULT_THRESHOLDS, SeededWatershed
+
+#: Candidate thresholds searched on the validation maps after training.
+THRESHOLD_GRID = {
+    "mask_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
+    "seed_threshold": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+    "min_size": (0, 4, 8, 16, 32),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in the checkpoint's provenance)."""
+
+    encoder: str = "unet"
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    encoder_weights: str | None = None
+    pretrained: bool = False
+    targets: str = "mask_border"
+    upsample: str = "transposed"
+    border_width: int = 2
+    weighted_loss: bool = False
+    crop: int = 256
+    batch_size: int = 8
+    epochs: int | None = None
+    time_budget_min: float | None = None
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    device: str = "auto"
+    seed: int = 0
+    channels_last: bool = True
+
+
+def loss_fn(logits, target, weights, targets: str):
+    """BCE + soft Dice for sigmoid targets; (weighted) cross-entropy for ``three_class``."""
+    import torch
+    import torch.nn.functional as F
+
+    if targets == "three_class":
+        ce = F.cross_entropy(logits, target.argmax(1), reduction="none")
+        return (ce * weights).mean() if weights is not None else ce.mean()
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    bce = (bce * weights[:, None]).mean() if weights is not None else bce.mean()
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum((0, 2, 3))
+    dice = (2 * inter + 1) / (p.sum((0, 2, 3)) + target.sum((0, 2, 3)) + 1)
+    return bce + (1 - dice).mean()
+
+
+def predict_maps(model, images: list[np.ndarray], device: str = "cpu") -> list[np.ndarray]:
+    """Probability maps of 2D images with the inference engine (the model is put in eval)."""
+    from .inference import Predictor
+
+    pred = Predictor(model, device)
+    return [pred.predict_plane(im, tile=1024, overlap=128) for im in images]
+
+
+def score_maps(
+    maps: list[np.ndarray], gts: list[np.ndarray], targets: str, thresholds: dict
+) -> dict[str, float]:
+    """DSB scores of watershed labels from maps against ground truth."""
+    per = [
+        image_scores(gt, SeededWatershed(m, targets).labels(**thresholds))
+        for m, gt in zip(maps, gts)
+    ]
+    return summarize(per)
+
+
+def tune_thresholds(
+    maps: list[np.ndarray], gts: list[np.ndarray], targets: str, grid: dict | None = None
+) -> tuple[dict, dict]:
+    """Pick the post-processing thresholds with the best mAP on the given maps."""
+    grid = grid or THRESHOLD_GRID
+    sheds = [SeededWatershed(m, targets) for m in maps]
+    best, best_t = None, None
+    for mt in grid["mask_threshold"]:
+        for st in grid["seed_threshold"]:
+            for ms in grid["min_size"]:
+                per = [image_scores(g, s.labels(mt, st, ms)) for g, s in zip(gts, sheds)]
+                sc = summarize(per)
+                if best is None or sc["mAP_50_95"] > best["mAP_50_95"]:
+                    best = sc
+                    best_t = {"mask_threshold": mt, "seed_threshold": st, "min_size": ms}
+    return best_t, best
+
+
+def _lr_factor(progress: float) -> float:
+    """Linear warm-up over the first 3 %, then cosine decay to 2 % of the peak."""
+    if progress < 0.03:
+        return max(progress / 0.03, 0.05)
+    p = min((progress - 0.03) / 0.97, 1.0)
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def train(
+    config: TrainConfig,
+    train_pairs: list[tuple[Path, Path]],
+    val_pairs: list[tuple[Path, Path]],
+    out: str | Path,
+    *,
+    resume: str | Path | None = None,
+    log: Callable[[str], None] = print,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train a model and keep the best checkpoint (by validation mAP) at ``out``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    train_pairs, val_pairs : list of (image path, label path)
+        Validation may be empty; then the last epoch is kept.
+    out : str or Path
+        Checkpoint path. Training state for ``resume`` goes to ``<out>.resume.pt``.
+    resume : str or Path, optional
+        A checkpoint written by an earlier run; training continues from its resume state
+        when present (optimizer, schedule, epoch), otherwise fine-tunes its weights.
+    log : callable
+        Receives one line per epoch.
+    show_progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    dict
+        Summary: epochs, best score, thresholds, timings.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .inference import resolve_device
+    from .model import build_model
+
+    if config.epochs is None and config.time_budget_min is None:
+        raise ValueError("give a number of epochs or a time budget")
+    out = Path(out)
+    state_path = out.with_name(out.name + ".resume.pt")
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+
+    start_state = None
+    if resume is not None:
+        model, info = load_checkpoint(resume)
+        rs = Path(resume).with_name(Path(resume).name + ".resume.pt")
+        if rs.exists():
+            start_state = torch.load(rs, map_location="cpu", weights_only=True)
+            model.load_state_dict(start_state["model"])
+        # What defines the model comes from the checkpoint, not from the command line.
+        previous = info.get("provenance", {}).get("training", {})
+        for key in ("encoder", "encoder_kwargs", "encoder_weights", "pretrained", "upsample",
+                    "border_width", "weighted_loss"):
+            if key in previous:
+                setattr(config, key, previous[key])
+        config.targets = model.targets
+    else:
+        model = build_model(
+            config.encoder,
+            in_channels=3,
+            targets=config.targets,
+            upsample=config.upsample,
+            encoder_kwargs=config.encoder_kwargs,
+            pretrained=config.pretrained,
+            encoder_weights=config.encoder_weights,
+        )
+    norm = model.normalization
+    t_load = time.perf_counter()
+    samples = load_samples(train_pairs, norm)
+    val = [load_pair(ip, lp) for ip, lp in val_pairs]
+    log(f"loaded {len(samples)} training and {len(val)} validation images "
+        f"in {time.perf_counter() - t_load:.0f} s; device {device}")
+    sampler = CropSampler(
+        samples, config.crop, config.targets, config.border_width, config.weighted_loss,
+        seed=config.seed + (start_state["epoch"] if start_state else 0),
+    )
+    model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, len(samples) // config.batch_size)
+    epoch, step, elapsed_before = 0, 0, 0.0
+    best = {"mAP_50_95": -1.0}
+    history: list[dict] = []
+    if start_state is not None:
+        opt.load_state_dict(start_state["optimizer"])
+        epoch, step = start_state["epoch"], start_state["step"]
+        elapsed_before = start_state["elapsed"]
+        best = dict(start_state["best"])
+        history = list(start_state.get("history", []))
+    budget_s = config.time_budget_min * 60 if config.time_budget_min else None
+    total_steps = config.epochs * steps_per_epoch if config.epochs else None
+    t0 = time.perf_counter() - elapsed_before
+    thresholds = dict(model.thresholds)
+
+    def progress_fraction():
+        fr = []
+        if total_steps:
+            fr.append(step / total_steps)
+        if budget_s:
+            fr.append((time.perf_counter() - t0) / budget_s)
+        return max(fr)
+
+    def save_state():
+        torch.save(
+            {
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": opt.state_dict(),
+                "epoch": epoch,
+                "step": step,
+                "elapsed": time.perf_counter() - t0,
+                "best": best,
+                "history": history,
+            },
+            state_path,
+        )
+
+    def save_best(scores):
+        prov = {
+            "training": asdict(config),
+            "training_images": len(samples),
+            "validation_images": len(val),
+            "epochs": epoch,
+            "steps": step,
+            "train_seconds": round(time.perf_counter() - t0),
+            "validation": scores,
+        }
+        save_checkpoint(model, out, provenance=prov, thresholds=thresholds)
+
+    interrupted = False
+    try:
+        while progress_fraction() < 1.0:
+            model.train()
+            order = sampler.rng.permutation(len(samples))
+            bar = tqdm(
+                range(steps_per_epoch), desc=f"epoch {epoch + 1}", leave=False,
+                disable=not show_progress, mininterval=5,
+            )
+            losses = []
+            t_ep = time.perf_counter()
+            for b in bar:
+                idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+                x, y, w = sampler.batch(idx)
+                x, y = x.to(device), y.to(device)
+                w = w.to(device) if w is not None else None
+                if config.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                for g in opt.param_groups:
+                    g["lr"] = config.lr * _lr_factor(progress_fraction())
+                if device.type == "cuda":
+                    with torch.autocast("cuda", dtype=torch.bfloat16):
+                        logits = model(x)
+                    loss = loss_fn(logits.float(), y, w, config.targets)
+                else:
+                    loss = loss_fn(model(x), y, w, config.targets)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}",
+                                best=f"{best['mAP_50_95']:.3f}")
+                if progress_fraction() >= 1.0:
+                    break
+            epoch += 1
+            imgs_s = len(losses) * config.batch_size / (time.perf_counter() - t_ep)
+            line = {"epoch": epoch, "loss": float(np.mean(losses)), "img_per_s": imgs_s}
+            if val:
+                maps = predict_maps(model, [v[0] for v in val], str(device))
+                scores = score_maps(maps, [v[1] for v in val], config.targets, thresholds)
+                line.update(scores)
+                if scores["mAP_50_95"] > best["mAP_50_95"]:
+                    best = dict(scores, epoch=epoch)
+                    save_best(scores)
+                if config.channels_last:
+                    model.to(memory_format=torch.channels_last)
+            else:
+                best = {"mAP_50_95": float("nan"), "epoch": epoch}
+                save_best({})
+            history.append(line)
+            save_state()
+            log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in line.items()))
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: saving the training state")
+        save_state()
+        if not out.exists():
+            save_best({})
+    summary = {
+        "epochs": epoch,
+        "steps": step,
+        "seconds": round(time.perf_counter() - t0),
+        "best": best,
+        "interrupted": interrupted,
+        "checkpoint": str(out),
+        "history": history,
+    }
+    return summary
+
+
+def finalize_thresholds(
+    checkpoint: str | Path, val_pairs: list[tuple[Path, Path]], device: str = "auto"
+) -> dict[str, Any]:
+    """Tune the default thresholds of a trained checkpoint on validation images; rewrite it."""
+    from .checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+
+    model, info = load_checkpoint(checkpoint)
+    val = [load_pair(ip, lp) for ip, lp in val_pairs]
+    maps = predict_maps(model, [v[0] for v in val], device)
+    gts = [v[1] for v in val]
+    before = score_maps(maps, gts, model.targets, model.thresholds)
+    thresholds, scores = tune_thresholds(maps, gts, model.targets)
+    prov = dict(read_checkpoint_info(checkpoint)["provenance"])
+    prov["validation_before_threshold_tuning"] = before
+    prov["validation"] = scores
+    prov["thresholds_tuned_on"] = f"{len(val)} validation images"
+    save_checkpoint(model, checkpoint, provenance=prov, thresholds=thresholds)
+    return {"thresholds": thresholds, "scores": scores, "before": before}
+
+
+__all__ = ["DEFAULT_THRESHOLDS", "TrainConfig", "finalize_thresholds", "train", "tune_thresholds"]

@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_unetseg.core import Cancelled, Predictor, predict
+from napari_unetseg.core.inference import check_axes, guess_axes, resolve_device, tile_grid
+
+
+def test_axes_guess_and_override():
+    assert guess_axes((100, 120)) == "YX"
+    assert guess_axes((100, 120, 3)) == "YXC"
+    assert guess_axes((5, 100, 120)) == "ZYX"
+    assert guess_axes((3, 100, 120)) == "ZYX"
+    assert guess_axes((4, 5, 100, 120)) == "TZYX"
+    assert check_axes((4, 100, 120), "tyx") == "TYX"
+    with pytest.raises(ValueError, match=r"unsupported image shape \(2, 3, 4, 5, 6, 7\)"):
+        guess_axes((2, 3, 4, 5, 6, 7))
+    with pytest.raises(ValueError, match="do not fit"):
+        check_axes((4, 100, 120), "YX")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64, bool])
+def test_any_dtype_2d_gray(tiny_model_path, dtype, fluo):
+    image = fluo[0][:100, :130]
+    image = (image > 60) if dtype is bool else image.astype(dtype)
+    maps = predict(tiny_model_path, image, device="cpu")
+    assert maps.shape == (2, 100, 130) and maps.dtype == np.float32
+    assert np.isfinite(maps).all() and 0 <= maps.min() and maps.max() <= 1
+
+
+def test_color_stacks_nan_and_constant(tiny_model_path, tissue):
+    pred = Predictor(tiny_model_path, "cpu")
+    rgb = tissue[0][:64, :80]
+    rgba = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, np.uint8)], -1)
+    assert pred.predict(rgba).shape == (2, 64, 80)
+    assert np.array_equal(pred.predict(rgba), pred.predict(rgb))  # alpha dropped
+    stack = np.stack([rgb[..., 0]] * 3)
+    assert pred.predict(stack).shape == (2, 3, 64, 80)
+    assert pred.predict(stack[None].repeat(2, 0)).shape == (2, 2, 3, 64, 80)
+    assert pred.predict(stack, axes="TYX").shape == (2, 3, 64, 80)
+    f = rgb[..., 0].astype(np.float32)
+    f[5:9, 5:9] = np.nan
+    f[0, 0] = np.inf
+    assert np.isfinite(pred.predict(f)).all()
+    const = pred.predict(np.full((40, 50), 7, np.uint16))
+    assert const.max() == 0  # empty image: empty maps, not noise
+    with pytest.raises(ValueError, match="unsupported image shape"):
+        pred.predict(np.zeros((2, 3, 4, 5, 6, 7)))
+
+
+def test_tiles_cover_and_blend():
+    grid = tile_grid((1000, 700), 256, 64)
+    assert len(grid) == len(grid.starts_y) * len(grid.starts_x)
+    assert grid.starts_y[-1] + 256 == 1000 and grid.starts_x[-1] + 256 == 700
+    for axis, n in ((0, 1000), (1, 700)):
+        assert grid.weight_sum(axis, n).min() > 0.5
+
+
+def test_tiled_equals_untiled_for_an_image_that_fits_one_tile(fluo):
+    """A trained-like smooth model: blending tiles must reproduce the single-tile maps."""
+    from napari_unetseg.core.checkpoint import DEFAULT_MODEL_PATH
+
+    model = str(DEFAULT_MODEL_PATH) if DEFAULT_MODEL_PATH.exists() else None
+    if model is None:
+        pytest.skip("needs the bundled model")
+    pred = Predictor(model, "cpu")
+    image = fluo[0][:384, :512]
+    whole = pred.predict(image, tile=512)
+    tiled = pred.predict(image, tile=256, overlap=128)
+    assert np.abs(whole - tiled).max() < 1e-3
+
+
+def test_progress_and_cancel(tiny_model_path, fluo):
+    pred = Predictor(tiny_model_path, "cpu")
+    calls = []
+    pred.predict(fluo[0], tile=128, overlap=32, batch_size=2,
+                 progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1][0] == calls[-1][1] > 4
+    assert all(b[0] > a[0] for a, b in zip(calls, calls[1:]))
+    seen = []
+
+    def cancel():
+        seen.append(1)
+        return len(seen) > 2
+
+    with pytest.raises(Cancelled):
+        pred.predict(fluo[0], tile=128, overlap=32, batch_size=2, cancel=cancel)
+
+
+def test_tta_and_devices(tiny_model_path, fluo):
+    pred = Predictor(tiny_model_path, "cpu")
+    img = fluo[0][:64, :64]
+    plain, tta = pred.predict(img), pred.predict(img, tta=True)
+    assert plain.shape == tta.shape and not np.allclose(plain, tta)
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not available"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")

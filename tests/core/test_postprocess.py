@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_unetseg.core import watershed_from_maps
+from napari_unetseg.core.postprocess import SeededWatershed, StackSegmentation, watershed_reference
+from napari_unetseg.core.targets import make_targets
+from tests.conftest import two_touching_discs
+
+
+def soft_maps(labels, blur=1.0):
+    t = make_targets(labels, "mask_border")
+    return np.stack([ndi.gaussian_filter(c, blur) for c in t]).astype(np.float32)
+
+
+def test_touching_discs_become_two_objects():
+    labels = two_touching_discs()
+    out = watershed_from_maps(soft_maps(labels), "mask_border", 0.5, 0.5, 0)
+    assert out.max() == 2
+    # Each object is mostly one disc.
+    for i in (1, 2):
+        overlap = np.bincount(out[labels == i], minlength=3)
+        assert overlap[1:].max() > 0.9 * (labels == i).sum()
+
+
+def test_thresholds_split_and_merge():
+    labels = two_touching_discs()
+    maps = soft_maps(labels)
+    assert watershed_from_maps(maps, "mask_border", 0.5, 0.5, 0).max() == 2
+    # A seed threshold above every seed value leaves one unseeded blob: kept as one object.
+    assert watershed_from_maps(maps, "mask_border", 0.5, 1.0, 0).max() == 1
+    # min_size removes everything that is smaller.
+    assert watershed_from_maps(maps, "mask_border", 0.5, 0.5, 10_000).max() == 0
+
+
+def test_cached_pipeline_equals_straightforward_on_real_maps(fluo):
+    """Model-like maps of a real image (its labels' targets, blurred, with a smooth
+    perturbation), over a grid of thresholds."""
+    _, labels = fluo
+    rng = np.random.default_rng(0)
+    maps = soft_maps(labels, 1.5)
+    maps += ndi.gaussian_filter(rng.normal(0, 0.15, maps.shape), (0, 2, 2)).astype(np.float32)
+    shed = SeededWatershed(maps, "mask_border")
+    for mt in (0.3, 0.5, 0.7):
+        for st in (0.3, 0.5, 0.8):
+            for ms in (0, 8, 30):
+                fast = shed.labels(mt, st, ms)
+                ref = watershed_reference(maps, "mask_border", mt, st, ms)
+                assert np.array_equal(fast, ref), (mt, st, ms)
+                assert fast.dtype == np.uint16
+
+
+@pytest.mark.parametrize("targets", ["three_class", "binary"])
+def test_other_target_modes(targets):
+    labels = two_touching_discs()
+    t = make_targets(labels, targets).astype(np.float32)
+    out = watershed_from_maps(t, targets, 0.5, 0.5, 0)
+    assert out.max() == (2 if targets == "three_class" else 1)
+
+
+def test_stack_ids_are_unique_across_planes():
+    labels = two_touching_discs()
+    maps = np.stack([soft_maps(labels)] * 3, axis=1)  # (C, Z, Y, X)
+    out = watershed_from_maps(maps, "mask_border", 0.5, 0.5, 0)
+    assert out.shape == (3, *labels.shape)
+    assert sorted(np.unique(out))[1:] == [1, 2, 3, 4, 5, 6]
+    seg = StackSegmentation("mask_border", (3,))
+    for i in (0, 2):
+        seg.add_plane(i, maps[:, i])
+    t = {"mask_threshold": 0.5, "seed_threshold": 0.5, "min_size": 0}
+    partial = seg.stack_labels(t, out.shape)
+    assert partial[1].max() == 0 and sorted(np.unique(partial))[1:] == [1, 2, 3, 4]
+
+
+def test_many_objects_give_uint32():
+    # 300x300 checkerboard of isolated pixels: 45,000 objects, and 90,000 with two planes.
+    mask = np.zeros((300, 600), np.float32)
+    mask[::2, ::2] = 1
+    maps = np.stack([mask, np.zeros_like(mask)])
+    out = watershed_from_maps(np.stack([maps, maps], axis=1), "mask_border", 0.5, 0.5, 0)
+    assert out.dtype == np.uint32 and out.max() == 2 * 150 * 300

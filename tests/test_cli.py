@@ -1,0 +1,132 @@
+"""The `unetseg` command as users call it: real files on disk, exit codes, messages."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_unetseg.core.checkpoint import DEFAULT_MODEL_PATH
+from tests.conftest import SAMPLES, SHARED
+
+
+def unetseg(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "napari_unetseg.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def test_info_prints_json(tiny_model_path):
+    out = unetseg("info", tiny_model_path)
+    assert out.returncode == 0
+    info = json.loads(out.stdout)
+    assert info["config"]["encoder"] == "unet" and info["format_version"] == 1
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="no bundled model")
+def test_info_default_shows_provenance_and_scores():
+    info = json.loads(unetseg("info", "default").stdout)
+    val = info["provenance"]["validation"]
+    assert val["mAP_50_95"] > 0.5 and val["AP50"] > 0.7
+    assert info["provenance"]["training_images"] > 500
+
+
+def test_info_errors_are_one_line_exit_2(tmp_path):
+    (tmp_path / "bad.pt").write_text("nope")
+    for arg in (tmp_path / "missing.pt", tmp_path / "bad.pt"):
+        out = unetseg("info", arg)
+        assert out.returncode == 2
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_predict_folder_then_evaluate(tmp_path, tiny_model_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("fluorescence_nuclei", "tissue_stained"):
+        shutil.copy(SAMPLES / f"{name}.png", images)
+    (images / "broken.png").write_bytes(b"\x89PNG garbage")
+    out_dir = tmp_path / "out"
+    r = unetseg("predict", images, "--out", out_dir, "--model", tiny_model_path, "--quiet",
+                "--save-maps", "--min-size", "0")
+    # The broken file is reported on one line, the others are written, exit status 1.
+    assert r.returncode == 1, r.stderr
+    assert "broken.png" in r.stderr and "Traceback" not in r.stderr
+    written = sorted(p.name for p in out_dir.glob("*.tif"))
+    assert written == ["fluorescence_nuclei.tif", "fluorescence_nuclei_maps.tif",
+                       "tissue_stained.tif", "tissue_stained_maps.tif"]
+    with tifffile.TiffFile(out_dir / "tissue_stained.tif") as tif:
+        assert tif.is_imagej and tif.series[0].shape == (256, 320)
+    # Existing outputs are skipped without --overwrite.
+    before = (out_dir / "tissue_stained.tif").stat().st_mtime_ns
+    r = unetseg("predict", images / "tissue_stained.png", "--out", out_dir, "--model",
+                tiny_model_path, "--quiet")
+    assert r.returncode == 0 and "exists" in r.stderr
+    assert (out_dir / "tissue_stained.tif").stat().st_mtime_ns == before
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for name in ("fluorescence_nuclei", "tissue_stained", "extra"):
+        src = SAMPLES / f"{'tissue_stained' if name == 'extra' else name}_labels.tif"
+        shutil.copy(src, gt / f"{name}.tif")
+    r = unetseg("evaluate", "--gt", gt, "--pred", out_dir, "--csv", tmp_path / "s.csv")
+    summary = json.loads(r.stdout)
+    assert summary["images"] == 3 and summary["missing_predictions"] == 1
+    assert 0 <= summary["mAP_50_95"] <= 1
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == 4
+
+
+def test_predict_stack_stays_a_stack(tmp_path, tiny_model_path):
+    from napari_unetseg.core.io import read_image
+
+    plane = read_image(SAMPLES / "tissue_stained.png")[..., 0]
+    tifffile.imwrite(tmp_path / "z.tif", np.stack([plane, plane[::-1]]), imagej=True,
+                     metadata={"axes": "ZYX"})
+    r = unetseg("predict", tmp_path / "z.tif", "--out", tmp_path / "o", "--model",
+                tiny_model_path, "--quiet")
+    assert r.returncode == 0, r.stderr
+    with tifffile.TiffFile(tmp_path / "o" / "z.tif") as tif:
+        assert tif.series[0].axes == "ZYX" and tif.series[0].shape == (2, 256, 320)
+
+
+def test_train_small_run_writes_a_loadable_checkpoint(tmp_path):
+    if not SHARED.exists():
+        pytest.skip("shared DSB2018 data not present")
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    ids = sorted(p.stem for p in (SHARED / "images").glob("*.png"))[:5]
+    for i in ids:
+        (images / f"{i}.png").symlink_to(SHARED / "images" / f"{i}.png")
+        (labels / f"{i}.tif").symlink_to(SHARED / "labels" / f"{i}.tif")
+    (tmp_path / "val.txt").write_text(ids[0] + "\n")
+    out = tmp_path / "m.pt"
+    r = unetseg("train", "--images", images, "--labels", labels, "--val-list",
+                tmp_path / "val.txt", "--encoder", "unet", "--encoder-kwargs",
+                '{"depth": 2, "base_width": 4}', "--epochs", "2", "--crop", "64",
+                "--batch-size", "2", "--out", out)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["epochs"] == 2 and out.exists()
+    assert (tmp_path / "m.pt.resume.pt").exists()
+    info = json.loads(unetseg("info", out).stdout)
+    assert info["provenance"]["training"]["crop"] == 64
+    assert set(info["thresholds"]) == {"mask_threshold", "seed_threshold", "min_size"}
+    # Resume continues the epoch count.
+    r = unetseg("train", "--images", images, "--labels", labels, "--val-list",
+                tmp_path / "val.txt", "--resume", out, "--epochs", "3", "--crop", "64",
+                "--batch-size", "2", "--out", out, "--no-tune")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["epochs"] == 3
+
+
+def test_train_errors_name_the_files(tmp_path):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    shutil.copy(SAMPLES / "tissue_stained.png", images / "a.png")
+    r = unetseg("train", "--images", images, "--labels", labels, "--out", tmp_path / "m.pt")
+    assert r.returncode == 2 and "a.png" in r.stderr and "no label file" in r.stderr
+    r = unetseg("train", "--images", tmp_path / "nowhere", "--labels", labels, "--out",
+                tmp_path / "m.pt")
+    assert r.returncode == 2 and "not a folder" in r.stderr

@@ -1,0 +1,197 @@
+"""Model panel: choose a checkpoint and a device; load off the UI thread; remember recents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtCore import QSettings, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QWidget,
+)
+
+DEFAULT_ITEM = "Default nuclei model (bundled)"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MAX_RECENT = 6
+
+
+def settings() -> QSettings:
+    """Where the recent checkpoints are remembered between sessions."""
+    return QSettings("napari-unetseg", "napari-unetseg")
+
+
+def recent_checkpoints() -> list[str]:
+    value = settings().value("recent_checkpoints", [])
+    if isinstance(value, str):
+        value = [value]
+    return [v for v in (value or []) if isinstance(v, str)]
+
+
+def remember_checkpoint(path: str) -> None:
+    items = [path, *[p for p in recent_checkpoints() if p != path]][:MAX_RECENT]
+    settings().setValue("recent_checkpoints", items)
+
+
+def describe(info: dict) -> str:
+    """A few lines about a checkpoint for the panel."""
+    cfg = info.get("config", {})
+    prov = info.get("provenance", {})
+    val = prov.get("validation") or {}
+    lines = [
+        f"Encoder: {cfg.get('encoder', '?')}  |  targets: {info.get('targets', '?')}",
+        f"Input channels: {cfg.get('in_channels', '?')}",
+    ]
+    data = prov.get("training_data")
+    if data or prov.get("training_images"):
+        lines.append(f"Trained on: {data or ''} ({prov.get('training_images', '?')} images)")
+    if val.get("mAP_50_95") is not None:
+        lines.append(
+            f"Validation: mAP {val['mAP_50_95']:.3f}, AP50 {val.get('AP50', float('nan')):.3f}"
+            f" ({prov.get('validation_images', '?')} images)"
+        )
+    return "\n".join(lines)
+
+
+class ModelPanel(QGroupBox):
+    """Choose and load a model; emits ``model_loaded`` with the ready predictor.
+
+    Loading runs in a worker thread; a model is cached per (checkpoint, device), so choosing
+    it again is immediate. A file that fails to load leaves the previous model in place.
+    """
+
+    model_loaded = Signal(object)
+    load_failed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None, autoload: bool = True):
+        super().__init__("Model", parent)
+        self.predictor = None
+        self.info: dict = {}
+        self.current: str | None = None
+        self._cache: dict[tuple[str, str], tuple] = {}
+        self._worker = None
+
+        self.model_combo = QComboBox()
+        self.model_combo.setToolTip("Checkpoint to segment with; recently used ones are listed")
+        self.browse_button = QPushButton("Browse…")
+        self.browse_button.setToolTip("Choose a checkpoint file (.pt) trained with unetseg")
+        row = QHBoxLayout()
+        row.addWidget(self.model_combo, 1)
+        row.addWidget(self.browse_button)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        self.device_label = QLabel("not loaded")
+        self.info_label = QLabel("")
+        self.info_label.setWordWrap(True)
+
+        form = QFormLayout(self)
+        form.addRow("Checkpoint:", row)
+        form.addRow("Device:", self.device_combo)
+        form.addRow("In use:", self.device_label)
+        form.addRow(self.info_label)
+
+        self._fill_combo()
+        self.model_combo.activated.connect(self._on_combo)
+        self.browse_button.clicked.connect(self._browse)
+        self.device_combo.currentTextChanged.connect(lambda _: self._reload())
+        if autoload:
+            self.load("default")
+
+    # ------------------------------------------------------------------ helpers
+    def _fill_combo(self, select: str | None = None) -> None:
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        self.model_combo.addItem(DEFAULT_ITEM, "default")
+        for p in recent_checkpoints():
+            self.model_combo.addItem(Path(p).name, p)
+            self.model_combo.setItemData(self.model_combo.count() - 1, p, 3)  # tooltip role
+        target = select or self.current or "default"
+        idx = self.model_combo.findData(target)
+        self.model_combo.setCurrentIndex(max(idx, 0))
+        self.model_combo.blockSignals(False)
+
+    def _on_combo(self, index: int) -> None:
+        path = self.model_combo.itemData(index)
+        if path and path != self.current:
+            self.load(path)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a checkpoint", "", "Checkpoints (*.pt *.pth);;All files (*)"
+        )
+        if path:
+            self.load(path)
+
+    def _reload(self) -> None:
+        if self.current is not None:
+            self.load(self.current, force=True)
+
+    @property
+    def device(self) -> str:
+        return self.device_combo.currentText()
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    # ------------------------------------------------------------------ loading
+    def load(self, path: str, force: bool = False) -> None:
+        """Load a checkpoint (``"default"`` or a path) in the background."""
+        from napari.qt.threading import create_worker
+
+        key = (str(path), self.device)
+        if key in self._cache and not (force and key[0] != self.current):
+            self._set_loaded(key[0], *self._cache[key])
+            return
+        self.device_label.setText("loading…")
+        worker = create_worker(_load_predictor, key[0], key[1], _start_thread=False,
+                               _ignore_errors=True)
+        worker.returned.connect(lambda result, k=key: self._on_loaded(k, result))
+        worker.errored.connect(lambda exc, p=key[0]: self._on_failed(p, exc))
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        worker.start()
+
+    def _on_finished(self) -> None:
+        self._worker = None
+
+    def _on_loaded(self, key, result) -> None:
+        self._cache[key] = result
+        self._set_loaded(key[0], *result)
+
+    def _set_loaded(self, path: str, predictor, info: dict, devices: list[str]) -> None:
+        self.predictor, self.info, self.current = predictor, info, path
+        if path != "default":
+            remember_checkpoint(path)
+        self._fill_combo(select=path)
+        model = self.device_combo.model()
+        for i, name in enumerate(DEVICES):
+            item = model.item(i)
+            if item is not None:
+                item.setEnabled(name == "auto" or name in devices)
+        self.device_label.setText(str(predictor.device))
+        self.info_label.setText(describe(info))
+        self.model_loaded.emit(predictor)
+
+    def _on_failed(self, path: str, exc: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        show_error(f"Could not load model: {msg}")
+        self.device_label.setText(str(self.predictor.device) if self.predictor else "not loaded")
+        self._fill_combo(select=self.current)
+        self.load_failed.emit(msg)
+
+
+def _load_predictor(path: str, device: str):
+    """Worker: load a checkpoint and prepare it for inference (imports torch lazily)."""
+    from napari_unetseg.core.checkpoint import load_checkpoint
+    from napari_unetseg.core.inference import Predictor, available_devices
+
+    model, info = load_checkpoint(path)
+    return Predictor(model, device), info, available_devices()

@@ -1,0 +1,431 @@
+"""The main dock widget: model, segment and watershed panels.
+
+Inference and the whole-stack watershed run in napari worker threads; slider movements
+recompute only the visible plane from cached maps, on the UI thread, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QLabeledDoubleSlider, QLabeledSlider
+
+from .model_panel import ModelPanel
+
+SCOPES = ("Current plane", "Whole stack")
+STATE_KEY = "unetseg_state"
+
+
+class _Relay(QObject):
+    """Carries progress from a worker thread to the UI thread (queued signal)."""
+
+    tick = Signal(int, int)
+
+
+@dataclass
+class ImageView:
+    """How an image layer's data splits into 2D planes."""
+
+    data: object
+    rgb: bool
+    stack_shape: tuple[int, ...]
+    plane_shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, layer) -> ImageView:
+        data = layer.data[0] if layer.multiscale else layer.data
+        rgb = bool(layer.rgb)
+        n_lead = data.ndim - 2 - int(rgb)
+        if n_lead < 0 or n_lead > 2:
+            raise ValueError(
+                f"layer {layer.name!r} has shape {tuple(data.shape)}; supported are 2D gray or "
+                "RGB images and stacks with up to two extra axes (T, Z)"
+            )
+        return cls(data, rgb, tuple(data.shape[:n_lead]), tuple(data.shape[n_lead : n_lead + 2]))
+
+    @property
+    def n_planes(self) -> int:
+        return int(np.prod(self.stack_shape)) if self.stack_shape else 1
+
+    @property
+    def label_shape(self) -> tuple[int, ...]:
+        return (*self.stack_shape, *self.plane_shape)
+
+    @property
+    def label_axes(self) -> str:
+        return {0: "", 1: "Z", 2: "TZ"}[len(self.stack_shape)] + "YX"
+
+    def plane(self, index: int) -> np.ndarray:
+        if not self.stack_shape:
+            return np.asarray(self.data)
+        return np.asarray(self.data[np.unravel_index(index, self.stack_shape)])
+
+
+@dataclass
+class SegmentationState:
+    """What a Labels layer made by this widget remembers (stored in its metadata)."""
+
+    image_name: str
+    view_shape: tuple[int, ...]
+    stack: object  # core.postprocess.StackSegmentation
+    thresholds: dict
+    model: str
+    edited: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick):
+    """Worker: maps and labels for the chosen planes (no Qt, no napari)."""
+    from napari_unetseg.core.inference import tile_grid
+    from napari_unetseg.core.postprocess import StackSegmentation
+
+    stack = StackSegmentation(predictor.targets, view.stack_shape)
+    per_plane = len(tile_grid(view.plane_shape, 512, 96))
+    total = per_plane * len(planes)
+    for k, i in enumerate(planes):
+        maps = predictor.predict_plane(
+            view.plane(i),
+            progress=lambda done, _t, k=k: tick(k * per_plane + done, total),
+            cancel=cancel,
+        )
+        stack.add_plane(i, maps)
+    labels = stack.stack_labels(thresholds, view.label_shape)
+    return stack, labels
+
+
+class SegmentWidget(QWidget):
+    """Segment the chosen image layer with a U-Net and tune the watershed live."""
+
+    def __init__(self, napari_viewer, autoload: bool = True):
+        super().__init__()
+        self.viewer = napari_viewer
+        self._worker = None
+        self._cancel = threading.Event()
+        self._relay = _Relay()
+        self._relay.tick.connect(self._on_tick)
+        self._pbar = None
+        self.labels_layer = None
+
+        self.model_panel = ModelPanel(self, autoload=autoload)
+        self.model_panel.model_loaded.connect(self._on_model_loaded)
+
+        # Segment panel
+        seg = QGroupBox("Segment")
+        self.layer_combo = QComboBox()
+        self.layer_combo.setToolTip("Image layer to segment")
+        self.scope_combo = QComboBox()
+        self.scope_combo.addItems(SCOPES)
+        self.scope_combo.setToolTip("For stacks: the plane on screen, or every plane")
+        self.maps_check = QCheckBox("Also show probability maps")
+        self.run_button = QPushButton("Run")
+        self.run_button.setToolTip("Segment the chosen image with the loaded model")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        form = QFormLayout(seg)
+        form.addRow("Image:", self.layer_combo)
+        form.addRow("Planes:", self.scope_combo)
+        form.addRow(self.maps_check)
+        form.addRow(buttons)
+        form.addRow(self.status_label)
+
+        # Watershed panel
+        shed = QGroupBox("Watershed")
+        self.mask_slider = self._slider(0.05, 0.95, "Foreground: mask probability above this")
+        self.seed_slider = self._slider(0.05, 0.95, "Seeds: (mask - border) above this; "
+                                        "higher splits fewer nuclei")
+        self.size_slider = QLabeledSlider(Qt.Orientation.Horizontal)
+        self.size_slider.setRange(0, 500)
+        self.size_slider.setToolTip("Objects smaller than this many pixels are removed")
+        self.reset_button = QPushButton("Reset to model defaults")
+        self.count_label = QLabel("No segmentation yet")
+        sform = QFormLayout(shed)
+        sform.addRow("Mask threshold:", self.mask_slider)
+        sform.addRow("Seed threshold:", self.seed_slider)
+        sform.addRow("Min size (px):", self.size_slider)
+        sform.addRow(self.reset_button)
+        sform.addRow(self.count_label)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.model_panel)
+        layout.addWidget(seg)
+        layout.addWidget(shed)
+        layout.addStretch(1)
+
+        self._set_sliders({"mask_threshold": 0.5, "seed_threshold": 0.6, "min_size": 8})
+        for s in (self.mask_slider, self.seed_slider, self.size_slider):
+            s.valueChanged.connect(self._on_threshold_moved)
+            s.sliderReleased.connect(self._on_threshold_released)
+        self.reset_button.clicked.connect(self._reset_thresholds)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self.viewer.layers.events.moved.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # ------------------------------------------------------------------ building
+    @staticmethod
+    def _slider(lo: float, hi: float, tip: str) -> QLabeledDoubleSlider:
+        s = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        s.setRange(lo, hi)
+        s.setSingleStep(0.01)
+        s.setDecimals(2)
+        s.setToolTip(tip)
+        return s
+
+    def _refresh_layers(self, event=None) -> None:
+        from napari.layers import Image
+
+        current = self.layer_combo.currentText()
+        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        self.layer_combo.addItems(names)
+        if current in names:
+            self.layer_combo.setCurrentText(current)
+        elif event is not None and getattr(event, "value", None) is not None and (
+            isinstance(event.value, Image)
+        ):
+            self.layer_combo.setCurrentText(event.value.name)
+        self.layer_combo.blockSignals(False)
+        if self.labels_layer is not None and self.labels_layer not in self.viewer.layers:
+            self.labels_layer = None
+        for layer in self.viewer.layers:
+            if isinstance(layer, Image):
+                layer.events.name.disconnect(self._refresh_layers)
+                layer.events.name.connect(self._refresh_layers)
+
+    # ------------------------------------------------------------------ thresholds
+    def thresholds(self) -> dict:
+        return {
+            "mask_threshold": round(float(self.mask_slider.value()), 3),
+            "seed_threshold": round(float(self.seed_slider.value()), 3),
+            "min_size": int(self.size_slider.value()),
+        }
+
+    def _set_sliders(self, t: dict) -> None:
+        for s, key in ((self.mask_slider, "mask_threshold"), (self.seed_slider, "seed_threshold"),
+                       (self.size_slider, "min_size")):
+            s.blockSignals(True)
+            s.setValue(t[key])
+            s.blockSignals(False)
+
+    def _on_model_loaded(self, predictor) -> None:
+        if self.labels_layer is None:
+            self._set_sliders(predictor.thresholds)
+
+    def _reset_thresholds(self) -> None:
+        if self.model_panel.predictor is not None:
+            self._set_sliders(self.model_panel.predictor.thresholds)
+            self._on_threshold_released()
+
+    def _state(self) -> SegmentationState | None:
+        layer = self.labels_layer
+        if layer is None or layer not in self.viewer.layers:
+            return None
+        return layer.metadata.get(STATE_KEY)
+
+    def _current_plane(self, layer) -> int:
+        state = layer.metadata[STATE_KEY]
+        stack_shape = state.stack.stack_shape
+        if not stack_shape:
+            return 0
+        point = layer.world_to_data(self.viewer.dims.point)
+        idx = [int(np.clip(round(p), 0, n - 1)) for p, n in zip(point, stack_shape)]
+        return int(np.ravel_multi_index(idx, stack_shape))
+
+    def _on_threshold_moved(self, _value=None) -> None:
+        state = self._state()
+        if state is None:
+            return
+        dragging = any(s.isSliderDown() for s in (self.mask_slider, self.seed_slider,
+                                                  self.size_slider))
+        if dragging and state.stack.stack_shape:
+            self._update_plane(state)
+        else:
+            self._update_all(state)
+
+    def _on_threshold_released(self) -> None:
+        state = self._state()
+        if state is not None:
+            self._update_all(state)
+
+    def _update_plane(self, state: SegmentationState) -> None:
+        """While dragging on a stack: recompute the plane on screen only."""
+        layer = self.labels_layer
+        i = self._current_plane(layer)
+        if i not in state.stack.sheds:
+            return
+        lab = state.stack.plane_labels(i, self.thresholds())
+        flat = layer.data.reshape(-1, *layer.data.shape[-2:])
+        # Ids above everything in the stack stay unique until the release renumbers all.
+        offset = int(flat.max())
+        flat[i] = np.where(lab > 0, lab.astype(flat.dtype) + offset, 0)
+        layer.refresh()
+        self.count_label.setText(f"{int(lab.max())} objects in this plane (updating…)")
+
+    def _update_all(self, state: SegmentationState) -> None:
+        t = self.thresholds()
+        labels = state.stack.stack_labels(t, state.view_shape)
+        state.thresholds = t
+        self._show_labels(labels)
+
+    def _show_labels(self, labels: np.ndarray) -> None:
+        layer = self.labels_layer
+        layer.data = labels
+        n = int(labels.max())
+        state = layer.metadata[STATE_KEY]
+        where = "" if not state.stack.stack_shape else f" in {len(state.stack.sheds)} plane(s)"
+        self.count_label.setText(f"{n} objects{where}")
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> None:
+        """Segment the chosen image layer in a worker thread."""
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+        from napari.utils.notifications import show_error
+
+        if self._worker is not None:
+            return
+        name = self.layer_combo.currentText()
+        if not name or name not in self.viewer.layers:
+            show_error("Choose an image layer to segment (open an image first)")
+            return
+        predictor = self.model_panel.predictor
+        if predictor is None:
+            show_error("No model is loaded yet; wait for it or choose a checkpoint")
+            return
+        layer = self.viewer.layers[name]
+        try:
+            view = ImageView.of(layer)
+        except ValueError as exc:
+            show_error(str(exc))
+            return
+        if self.scope_combo.currentText() == SCOPES[0] and view.stack_shape:
+            point = layer.world_to_data(self.viewer.dims.point)
+            idx = [int(np.clip(round(p), 0, n - 1)) for p, n in zip(point, view.stack_shape)]
+            planes = [int(np.ravel_multi_index(idx, view.stack_shape))]
+        else:
+            planes = list(range(view.n_planes))
+        self._cancel.clear()
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status_label.setText(f"Segmenting {name} on {predictor.device}…")
+        self._pbar = progress(total=1, desc=f"Segmenting {name}")
+        worker = create_worker(
+            _segment_planes, predictor, view, planes, self.thresholds(), self._cancel.is_set,
+            self._relay.tick.emit, _start_thread=False, _ignore_errors=True,
+        )
+        worker.returned.connect(lambda r: self._on_done(layer, view, predictor, r))
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        worker.start()
+
+    def cancel(self) -> None:
+        """Stop the running segmentation between tiles; nothing is changed."""
+        self._cancel.set()
+        self.status_label.setText("Cancelling…")
+
+    def _on_tick(self, done: int, total: int) -> None:
+        if self._pbar is not None:
+            self._pbar.total = total
+            self._pbar.update(done - self._pbar.n)
+        self.status_label.setText(f"Segmenting… tile {done}/{total}")
+
+    def _on_done(self, image_layer, view: ImageView, predictor, result) -> None:
+        stack, labels = result
+        name = f"{image_layer.name} labels"
+        state = SegmentationState(
+            image_name=image_layer.name,
+            view_shape=view.label_shape,
+            stack=stack,
+            thresholds=self.thresholds(),
+            model=self.model_panel.current or "default",
+        )
+        metadata = {
+            STATE_KEY: state,
+            "unetseg_axes": view.label_axes,
+            "unetseg_provenance": {"model": state.model, "thresholds": state.thresholds,
+                                   "source": image_layer.name},
+        }
+        existing = self.viewer.layers[name] if name in self.viewer.layers else None
+        if existing is not None and existing.data.shape == labels.shape:
+            old = existing.metadata.get(STATE_KEY)
+            if old is not None and old.stack.stack_shape and len(stack.sheds) < view.n_planes:
+                # Segmenting one plane of a stack keeps the other planes already done.
+                for i, m in old.stack.maps.items():
+                    if i not in stack.sheds:
+                        stack.add_plane(i, m)
+                labels = stack.stack_labels(state.thresholds, view.label_shape)
+            existing.metadata.update(metadata)
+            self.labels_layer = existing
+            self._show_labels(labels)
+        else:
+            self.labels_layer = self.viewer.add_labels(
+                labels, name=name, metadata=metadata, scale=image_layer.scale[-len(
+                    view.label_shape):], translate=image_layer.translate[-len(view.label_shape):],
+            )
+            self._show_labels(labels)
+        if self.maps_check.isChecked():
+            self._show_maps(image_layer, view, stack, predictor.targets)
+        self.status_label.setText(f"Done on {predictor.device}.")
+
+    def _show_maps(self, image_layer, view, stack, targets: str) -> None:
+        names = {"mask_border": ("mask", "border"), "three_class": ("interior", "border",
+                 "background"), "binary": ("mask",)}[targets]
+        for c, cname in enumerate(names):
+            arr = np.zeros((view.n_planes, *view.plane_shape), np.float32)
+            for i, m in stack.maps.items():
+                arr[i] = m[c]
+            arr = arr.reshape(view.label_shape)
+            lname = f"{image_layer.name} {cname} probability"
+            if lname in self.viewer.layers:
+                self.viewer.layers[lname].data = arr
+            else:
+                self.viewer.add_image(arr, name=lname, colormap="magma", blending="additive",
+                                      contrast_limits=(0, 1), visible=False)
+
+    def _on_error(self, exc: Exception) -> None:
+        from napari.utils.notifications import show_error, show_info
+
+        from napari_unetseg.core.inference import Cancelled
+
+        if isinstance(exc, Cancelled):
+            show_info("Segmentation cancelled; nothing was changed")
+            self.status_label.setText("Cancelled.")
+        else:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            show_error(f"Segmentation failed: {msg}")
+            self.status_label.setText(f"Failed: {msg}")
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None

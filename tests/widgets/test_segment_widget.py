@@ -1,0 +1,160 @@
+"""The segment widget in a real viewer, as a user drives it."""
+
+import numpy as np
+import pytest
+
+from napari_unetseg.core.checkpoint import DEFAULT_MODEL_PATH
+from napari_unetseg.core.inference import Predictor
+from napari_unetseg.core.metrics import image_scores
+from napari_unetseg.widgets.contributions import sample_layers
+from napari_unetseg.widgets.segment import STATE_KEY, SegmentWidget
+
+needs_default = pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="no bundled model")
+
+
+def open_widget(viewer, qtbot, model):
+    widget = SegmentWidget(viewer, autoload=False)
+    viewer.window.add_dock_widget(widget)
+    widget.model_panel.load(str(model))
+    qtbot.waitUntil(lambda: widget.model_panel.predictor is not None, timeout=60_000)
+    return widget
+
+
+def run(widget, qtbot, timeout=300_000):
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+
+
+def add_sample(viewer, name):
+    (data, meta, _), (labels, _, _) = sample_layers(name, with_labels=True)
+    return viewer.add_image(data, **meta), labels
+
+
+def test_widget_opens_from_the_plugin_menu_with_the_default_model(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unetseg", "Segment nuclei (U-Net)")
+    assert isinstance(widget, SegmentWidget)
+    qtbot.waitUntil(lambda: not widget.model_panel.busy, timeout=60_000)
+    if DEFAULT_MODEL_PATH.exists():
+        assert widget.model_panel.current == "default"
+        assert "Validation: mAP" in widget.model_panel.info_label.text()
+        assert widget.model_panel.device_label.text() == "cpu"
+
+
+# Floors: the bundled model scores about 0.7 mAP on the validation split; these two images
+# are from that split. The floors sit well below the measured scores (see README) so that
+# they catch a broken pipeline (wrong normalization, channels, thresholds), not noise.
+@needs_default
+@pytest.mark.parametrize("name,floor", [("fluorescence_nuclei", 0.5), ("tissue_stained", 0.3)])
+def test_default_model_segments_each_sample(make_napari_viewer, qtbot, name, floor):
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, qtbot, "default")
+    image, gt = add_sample(viewer, name)
+    widget.layer_combo.setCurrentText(image.name)
+    run(widget, qtbot)
+    labels = viewer.layers[f"{name} labels"]
+    score = image_scores(gt, labels.data).mean()
+    assert score > floor, score
+    n_gt = int(gt.max())
+    assert 0.7 * n_gt < len(np.unique(labels.data)) - 1 < 1.3 * n_gt
+    assert "objects" in widget.count_label.text()
+
+
+def test_sliders_change_labels_without_running_the_network(
+    make_napari_viewer, qtbot, monkeypatch, tiny_model_path
+):
+    calls = []
+    original = Predictor.predict_plane
+    monkeypatch.setattr(Predictor, "predict_plane",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, qtbot, tiny_model_path)
+    image, _ = add_sample(viewer, "tissue_stained")
+    widget.show_maps = True
+    widget.maps_check.setChecked(True)
+    run(widget, qtbot)
+    assert len(calls) == 1
+    layer = viewer.layers["tissue_stained labels"]
+    assert f"{image.name} mask probability" in viewer.layers
+    widget.mask_slider.setValue(0.3)
+    widget.seed_slider.setValue(0.35)
+    widget.size_slider.setValue(0)
+    before = layer.data.copy()
+    widget.mask_slider.setValue(0.6)
+    assert not np.array_equal(before, layer.data)
+    assert len(calls) == 1  # no new inference
+    widget.reset_button.click()
+    assert widget.thresholds() == {k: pytest.approx(v) for k, v in
+                                   widget.model_panel.predictor.thresholds.items()}
+    # Re-running updates the same layer instead of adding one.
+    run(widget, qtbot)
+    assert [lyr.name for lyr in viewer.layers].count("tissue_stained labels") == 1
+
+
+def test_stack_current_plane_then_whole_stack(make_napari_viewer, qtbot, tiny_model_path):
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, qtbot, tiny_model_path)
+    (data, _, _), = sample_layers("tissue_stained")
+    gray = data[..., 0]
+    viewer.add_image(np.stack([gray, gray[::-1], gray[:, ::-1]]), name="stack")
+    widget.layer_combo.setCurrentText("stack")
+    widget.size_slider.setValue(0)
+    widget.mask_slider.setValue(0.3)
+    widget.seed_slider.setValue(0.3)
+    viewer.dims.set_current_step(0, 1)
+    widget.scope_combo.setCurrentText("Current plane")
+    run(widget, qtbot)
+    layer = viewer.layers["stack labels"]
+    assert layer.data.shape == (3, 256, 320)
+    state = layer.metadata[STATE_KEY]
+    assert list(state.stack.sheds) == [1]
+    widget.scope_combo.setCurrentText("Whole stack")
+    run(widget, qtbot)
+    assert sorted(layer.metadata[STATE_KEY].stack.sheds) == [0, 1, 2]
+    ids = [set(np.unique(p)) - {0} for p in layer.data]
+    assert all(ids) and not (ids[0] & ids[1]) and not (ids[1] & ids[2])
+
+
+def test_cancel_changes_nothing(make_napari_viewer, qtbot, tiny_model_path):
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, qtbot, tiny_model_path)
+    image, _ = add_sample(viewer, "fluorescence_nuclei")
+    viewer.add_image(np.tile(image.data, (3, 3)), name="big")
+    widget.layer_combo.setCurrentText("big")
+    widget.run()
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+    assert "big labels" not in viewer.layers
+    assert widget.status_label.text() == "Cancelled."
+    assert widget.run_button.isEnabled()
+
+
+def test_bad_checkpoint_keeps_the_previous_model(
+    make_napari_viewer, qtbot, tmp_path, tiny_model_path, errors
+):
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, qtbot, tiny_model_path)
+    before = widget.model_panel.predictor
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    widget.model_panel.load(str(bad))
+    qtbot.waitUntil(lambda: not widget.model_panel.busy, timeout=30_000)
+    assert widget.model_panel.predictor is before
+    assert widget.model_panel.current == str(tiny_model_path)
+    assert len(errors) == 1 and "broken.pt" in errors[0] and "\n" not in errors[0]
+    # The good model was remembered as recent, the broken one not.
+    from napari_unetseg.widgets.model_panel import recent_checkpoints
+
+    assert recent_checkpoints() == [str(tiny_model_path)]
+
+
+def test_errors_become_notifications(make_napari_viewer, qtbot, tiny_model_path, errors):
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, qtbot, tiny_model_path)
+    widget.run()  # no image layer yet
+    assert errors and "image layer" in errors[-1]
+    viewer.add_image(np.zeros((2, 2, 2, 30, 30)), name="5d")
+    widget.layer_combo.setCurrentText("5d")
+    widget.run()
+    assert "supported are 2D" in errors[-1]
+    assert not widget.busy

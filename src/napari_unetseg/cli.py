@@ -98,6 +98,7 @@ def _cmd_predict(args) -> int:
 
     from napari_unetseg.core.inference import Predictor, check_axes
     from napari_unetseg.core.io import ImageReadError, read_image_with_axes, write_label_tiff
+    from napari_unetseg.core.pipeline import segment_image
     from napari_unetseg.core.postprocess import watershed_from_maps
 
     files = _collect_inputs(args.inputs)
@@ -130,13 +131,17 @@ def _cmd_predict(args) -> int:
                     bar.n = done
                     bar.refresh()
 
-            maps = predictor.predict(image, axes=axes, tile=args.tile, tta=args.tta,
-                                     progress=progress)
+            if args.save_maps:
+                maps = predictor.predict(image, axes=axes, tile=args.tile, tta=args.tta,
+                                         progress=progress)
+                labels = watershed_from_maps(maps, predictor.targets, **thresholds)
+            else:
+                # Bounded memory: large planes are segmented band by band.
+                labels = segment_image(predictor, image, thresholds, axes=axes,
+                                       tile=args.tile, tta=args.tta, progress=progress)
+            del image
             if bar is not None:
                 bar.close()
-            labels = watershed_from_maps(maps, predictor.targets, **thresholds)
-            if not args.save_maps:
-                del maps  # free them before writing: big images need the memory
         except (ImageReadError, ValueError) as exc:
             failures += 1
             where = "" if str(exc).startswith(str(path)) else f"{path}: "
@@ -220,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder (one <stem>.tif per input)")
     s.add_argument("--model", default="default", help="'default' or a checkpoint file")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    s.add_argument("--tile", type=int, default=512)
+    s.add_argument("--tile", type=int, default=1024, help="tile size in pixels")
     s.add_argument("--axes", help="axes of the inputs, e.g. TYX or ZYXC (default: guessed)")
     s.add_argument("--mask-threshold", type=float)
     s.add_argument("--seed-threshold", type=float)

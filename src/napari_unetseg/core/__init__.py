@@ -23,6 +23,7 @@ _EXPORTS = {
     "Cancelled": "inference",
     "available_devices": "inference",
     "watershed_from_maps": "postprocess",
+    "segment_image": "pipeline",
     "SeededWatershed": "postprocess",
     "DEFAULT_THRESHOLDS": "postprocess",
     "make_targets": "targets",

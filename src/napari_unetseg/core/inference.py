@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .normalize import apply_scaling, plane_scaling
+from .normalize import PlaneScaling, apply_scaling, plane_scaling
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +109,18 @@ class TileGrid:
         return len(self.starts_y) * len(self.starts_x)
 
 
-def _starts(length: int, tile: int, overlap: int) -> tuple[int, ...]:
+def _axis_tiles(length: int, tile: int, overlap: int) -> tuple[int, tuple[int, ...]]:
+    """Tile size and origins along one axis.
+
+    As few tiles as fit ``tile``, each only as large as needed (rounded up to 32 pixels),
+    spread evenly: a 2048-pixel axis takes three 768-pixel tiles rather than three of 1024,
+    which would compute 40 % more pixels for the same result.
+    """
     if length <= tile:
-        return (0,)
-    step = tile - overlap
-    n = math.ceil((length - tile) / step) + 1
-    # Spread the tiles evenly so the overlaps are equal and at least ``overlap``.
-    return tuple(round(i * (length - tile) / (n - 1)) for i in range(n))
+        return length, (0,)
+    n = math.ceil((length - overlap) / (tile - overlap))
+    size = min(tile, 32 * math.ceil((length + (n - 1) * overlap) / n / 32))
+    return size, tuple(round(i * (length - size) / (n - 1)) for i in range(n))
 
 
 def _window(size: int, margin: int, first: bool, last: bool) -> np.ndarray:
@@ -140,13 +145,9 @@ def tile_grid(shape: tuple[int, int], tile: int, overlap: int) -> TileGrid:
     if tile < 32:
         raise ValueError(f"tile size must be at least 32 pixels, got {tile}")
     overlap = int(min(max(overlap, 0), tile // 2))
-    size = (min(tile, shape[0]), min(tile, shape[1]))
-    return TileGrid(
-        size,
-        _starts(shape[0], tile, overlap),
-        _starts(shape[1], tile, overlap),
-        margin=overlap // 4,
-    )
+    size_y, starts_y = _axis_tiles(shape[0], tile, overlap)
+    size_x, starts_x = _axis_tiles(shape[1], tile, overlap)
+    return TileGrid((size_y, size_x), starts_y, starts_x, margin=overlap // 4)
 
 
 # --------------------------------------------------------------------------- devices
@@ -207,37 +208,37 @@ class Predictor:
         self.thresholds: dict = dict(model.thresholds)
         self.n_outputs: int = model.head.out_channels
         self._run = optimize_for_inference(model, self.device)
-        log.info("inference on %s", self.device)
+        log.info("inference on %s with %s", self.device, self._run.backend)
+
+    @property
+    def backend(self) -> str:
+        """``"onnxruntime"`` or ``"torch"``: what runs the network."""
+        return self._run.backend
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
-        import torch
-
-        x = torch.from_numpy(batch).to(self.device)
-        if self.device.type == "cuda":
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            with torch.autocast("cuda", dtype=dtype):
-                logits = self._run(x)
-        elif self.device.type == "mps":
-            with torch.autocast("mps", dtype=torch.float16):
-                logits = self._run(x)
-        else:
-            logits = self._run(x)
-        return self.model.probabilities(logits.float()).cpu().numpy()
+        # Pad to the network's total stride here (reflect, as the model itself would), so
+        # that exported graphs never branch on the input size.
+        h, w = batch.shape[-2:]
+        m = self.model.total_stride
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "edge"
+            batch = np.pad(batch, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
+        return self._run(batch)[..., :h, :w]
 
     def _forward_safe(self, batch: np.ndarray, tta: bool) -> np.ndarray:
         """Forward a batch; on GPU out-of-memory retry in halves instead of failing."""
         import torch
 
         try:
-            with torch.inference_mode():
-                if not tta:
-                    return self._forward(batch)
-                # Flip test-time augmentation: average over identity, and flips in Y, X, YX.
-                acc = self._forward(batch)
-                for axes in ((2,), (3,), (2, 3)):
-                    flipped = np.ascontiguousarray(np.flip(batch, axis=axes))
-                    acc += np.flip(self._forward(flipped), axis=axes)
-                return acc / 4
+            if not tta:
+                return self._forward(batch)
+            # Flip test-time augmentation: average over identity, and flips in Y, X, YX.
+            acc = self._forward(batch)
+            for axes in ((2,), (3,), (2, 3)):
+                flipped = np.ascontiguousarray(np.flip(batch, axis=axes))
+                acc += np.flip(self._forward(flipped), axis=axes)
+            return acc / 4
         except torch.OutOfMemoryError:
             if batch.shape[0] == 1:
                 raise RuntimeError(
@@ -256,18 +257,24 @@ class Predictor:
         self,
         plane: np.ndarray,
         *,
-        tile: int = 512,
+        tile: int = 1024,
         overlap: int = 96,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         tta: bool = False,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
         out: np.ndarray | None = None,
+        scaling: PlaneScaling | None = None,
         _done: int = 0,
         _total: int | None = None,
     ) -> np.ndarray:
-        """Probability maps (C, Y, X) float32 of one 2D plane (Y, X) or (Y, X, C)."""
-        scaling = plane_scaling(plane, self.normalization)
+        """Probability maps (C, Y, X) float32 of one 2D plane (Y, X) or (Y, X, C).
+
+        ``scaling`` lets a caller that processes a plane in parts normalize every part
+        like the whole plane.
+        """
+        if scaling is None:
+            scaling = plane_scaling(plane, self.normalization)
         h, w = plane.shape[:2]
         if out is None:
             out = np.zeros((self.n_outputs, h, w), np.float32)
@@ -278,6 +285,9 @@ class Predictor:
                 out[2] = 1
             return out
         grid = tile_grid((h, w), tile, overlap)
+        if batch_size is None:
+            # A CPU is saturated by one large tile; batching only multiplies working memory.
+            batch_size = 1 if self.device.type == "cpu" else 4
         total = _total if _total is not None else len(grid)
         wy, wx = grid.windows(0), grid.windows(1)
         # The weights are separable, so each pixel's total weight is a product of two 1D sums.
@@ -314,9 +324,9 @@ class Predictor:
         image: np.ndarray,
         *,
         axes: str | None = None,
-        tile: int = 512,
+        tile: int = 1024,
         overlap: int = 96,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         tta: bool = False,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
@@ -350,11 +360,11 @@ def predict(
     image: np.ndarray,
     *,
     axes: str | None = None,
-    tile: int = 512,
+    tile: int = 1024,
     overlap: int = 96,
     device: str = "auto",
     tta: bool = False,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
 ) -> np.ndarray:
@@ -375,8 +385,9 @@ def predict(
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
     tta : bool
         Average over flips (4x slower, slightly smoother maps).
-    batch_size : int
-        Tiles per forward pass (halved automatically on GPU out-of-memory).
+    batch_size : int, optional
+        Tiles per forward pass: 1 on the CPU, 4 on a GPU by default (halved automatically
+        on GPU out-of-memory).
     progress : callable, optional
         ``progress(done, total)`` after each batch of tiles.
     cancel : callable, optional

@@ -1,9 +1,115 @@
-"""Preparing a model for fast inference on a device."""
+"""Preparing a model for fast inference: ONNX Runtime on CPU, PyTorch on GPU.
+
+On this project's target machines (CPUs without a GPU) ONNX Runtime runs the exported
+network about 4x faster than eager PyTorch, with the same results to ~1e-5 (it fuses batch
+norm and activations into the convolutions and has faster depthwise kernels); see
+``benchmarks/bench_inference.py``. When onnxruntime is missing or the export fails,
+PyTorch with channels-last tensors is used instead.
+"""
 
 from __future__ import annotations
 
+import io
+import logging
+import os
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: ``NAPARI_UNETSEG_BACKEND=torch`` forces the PyTorch path (for comparison and debugging).
+BACKEND_ENV = "NAPARI_UNETSEG_BACKEND"
+
+
+def _probability_module(model):
+    import torch
+
+    class WithActivation(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net.probabilities(self.net(x))
+
+    return WithActivation(model).eval()
+
+
+class TorchRunner:
+    """Runs the model with PyTorch: autocast on GPU, channels-last on CPU."""
+
+    backend = "torch"
+
+    def __init__(self, model, device):
+        import torch
+
+        self.device = device
+        self.module = _probability_module(model).to(device)
+        if device.type == "cpu":
+            self.module = self.module.to(memory_format=torch.channels_last)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(batch).to(self.device)
+        with torch.inference_mode():
+            if self.device.type == "cpu":
+                return self.module(x.contiguous(memory_format=torch.channels_last)).numpy()
+            dtype = torch.float16
+            if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
+                dtype = torch.bfloat16
+            with torch.autocast(self.device.type, dtype=dtype):
+                y = self.module(x)
+            return y.float().cpu().numpy()
+
+
+class OnnxRunner:
+    """Runs the exported model with ONNX Runtime on the CPU."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, model, threads: int | None = None):
+        import onnxruntime as ort
+        import torch
+
+        module = _probability_module(model).cpu()
+        m = int(model.total_stride)
+        dummy = torch.zeros(1, model.in_channels, 2 * m, 2 * m)
+        buf = io.BytesIO()
+        with torch.no_grad():
+            torch.onnx.export(
+                module, (dummy,), buf, input_names=["x"], output_names=["p"],
+                dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "p": {0: "n", 2: "h", 3: "w"}},
+                opset_version=17, dynamo=False,
+            )
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            buf.getvalue(), options, providers=["CPUExecutionProvider"]
+        )
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"x": np.ascontiguousarray(batch, np.float32)})[0]
+
 
 def optimize_for_inference(model, device):
-    """Return a callable ``f(x) -> logits`` running ``model`` on ``device`` in eval mode."""
-    model.eval().to(device)
-    return model
+    """Return ``run(batch) -> probabilities`` for (N, C, H, W) float32 batches.
+
+    H and W must be multiples of ``model.total_stride`` (the Predictor pads tiles).
+    """
+    import warnings
+
+    model.eval()
+    wanted = os.environ.get(BACKEND_ENV, "auto").lower()
+    if device.type == "cpu" and wanted in ("auto", "onnxruntime"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # exporter chatter about tracing
+                return OnnxRunner(model)
+        except ImportError:
+            log.info("onnxruntime not installed; using PyTorch on the CPU")
+        except Exception as exc:  # unusual custom encoders may not export
+            log.warning("ONNX export failed (%s); using PyTorch on the CPU", exc)
+    return TorchRunner(model, device)

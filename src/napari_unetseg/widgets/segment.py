@@ -94,7 +94,7 @@ def _segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick
     from napari_unetseg.core.postprocess import StackSegmentation
 
     stack = StackSegmentation(predictor.targets, view.stack_shape)
-    per_plane = len(tile_grid(view.plane_shape, 512, 96))
+    per_plane = len(tile_grid(view.plane_shape, 1024, 96))
     total = per_plane * len(planes)
     for k, i in enumerate(planes):
         maps = predictor.predict_plane(

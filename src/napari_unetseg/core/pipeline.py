@@ -1,0 +1,145 @@
+"""Image in, instance labels out: inference plus watershed with bounded memory."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .inference import CancelFn, Predictor, ProgressFn, check_axes, planes_of, tile_grid
+from .normalize import plane_scaling
+from .postprocess import SeededWatershed, combine_planes, label_dtype
+
+#: Planes with more pixels than this are segmented in bands (see :func:`segment_plane`).
+BAND_THRESHOLD_PIXELS = 16 * 2**20
+BAND_ROWS = 768  # + 2 x 128 halo = one 1024-pixel tile, the default tile size
+BAND_HALO = 128
+
+
+def _band_starts(height: int, rows: int) -> list[tuple[int, int]]:
+    return [(y, min(y + rows, height)) for y in range(0, height, rows)]
+
+
+def segment_plane(
+    predictor: Predictor,
+    plane: np.ndarray,
+    thresholds: dict,
+    *,
+    tile: int = 1024,
+    tta: bool = False,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    band_threshold: int = BAND_THRESHOLD_PIXELS,
+    band_rows: int = BAND_ROWS,
+    halo: int = BAND_HALO,
+) -> np.ndarray:
+    """Instance labels of one 2D plane (uint16, or uint32 beyond 65535 objects).
+
+    Planes up to ``band_threshold`` pixels are processed whole. Larger ones go in horizontal
+    bands of ``band_rows`` rows with ``halo`` extra rows above and below, so that the maps
+    (8 bytes per pixel) and the watershed's working arrays exist for one band at a time.
+    Every band is normalized like the whole plane. An object belongs to the band holding its
+    top row and is discarded from bands whose halo cuts it, so with a halo taller than any
+    object each object is taken once, whole, from a band where it has full context.
+    """
+    h, w = plane.shape[:2]
+    t = (thresholds["mask_threshold"], thresholds["seed_threshold"], thresholds["min_size"])
+    if h * w <= band_threshold or h <= band_rows + 2 * halo:
+        maps = predictor.predict_plane(plane, tile=tile, tta=tta, progress=progress,
+                                       cancel=cancel)
+        return SeededWatershed(maps, predictor.targets).labels(*t)
+    scaling = plane_scaling(plane, predictor.normalization)
+    bands = _band_starts(h, band_rows)
+    band_tile = max(tile, band_rows + 2 * halo)
+    per_band = len(tile_grid((band_rows + 2 * halo, w), band_tile, 96))
+    # uint16 until the objects outnumber it: the result is most of the memory that grows
+    # with the image.
+    out = np.zeros((h, w), np.uint16)
+    n_objects = 0
+    for k, (y0, y1) in enumerate(bands):
+        ya, yb = max(0, y0 - halo), min(h, y1 + halo)
+        maps = predictor.predict_plane(
+            plane[ya:yb], tile=band_tile, tta=tta, cancel=cancel, scaling=scaling,
+            progress=None if progress is None else (
+                lambda d, _t, k=k: progress(k * per_band + d, per_band * len(bands))),
+        )
+        lab = SeededWatershed(maps, predictor.targets, overwrite_maps=True).labels(*t)
+        del maps
+        n = int(lab.max())
+        if n == 0:
+            continue
+        # Top row and bottom row of every object in band coordinates.
+        rows = np.arange(ya, yb, dtype=np.int64)[:, None]
+        big = np.iinfo(np.int64).max
+        top = np.full(n + 1, big, np.int64)
+        bottom = np.full(n + 1, -1, np.int64)
+        fg = lab > 0
+        ids = lab[fg]
+        yy = np.broadcast_to(rows, lab.shape)[fg]
+        np.minimum.at(top, ids, yy)
+        np.maximum.at(bottom, ids, yy)
+        keep = (top >= y0) & (top < y1)
+        if ya > 0:
+            keep &= top > ya  # touches the upper cut: another band sees it whole
+        if yb < h:
+            keep &= bottom < yb - 1  # touches the lower cut
+        keep[0] = False
+        n_keep = int(keep.sum())
+        if n_objects + n_keep > np.iinfo(out.dtype).max:
+            out = out.astype(np.uint32)
+        new_ids = np.zeros(n + 1, out.dtype)
+        new_ids[keep] = np.arange(n_objects + 1, n_objects + 1 + n_keep, dtype=out.dtype)
+        n_objects += n_keep
+        relabelled = new_ids[lab]
+        dst = out[ya:yb]
+        free = (dst == 0) & (relabelled > 0)
+        dst[free] = relabelled[free]
+    return out
+
+
+def segment_image(
+    predictor: Predictor,
+    image: np.ndarray,
+    thresholds: dict | None = None,
+    *,
+    axes: str | None = None,
+    tile: int = 1024,
+    tta: bool = False,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> np.ndarray:
+    """Instance labels of a 2D image or a stack, plane by plane, ids unique across planes.
+
+    Parameters
+    ----------
+    predictor : Predictor
+    image : ndarray
+        Any shape :func:`predict` accepts.
+    thresholds : dict, optional
+        ``mask_threshold``, ``seed_threshold``, ``min_size``; the model's defaults otherwise.
+    axes, tile, tta, progress, cancel
+        As for :func:`predict`; ``progress`` counts planes for stacks.
+
+    Returns
+    -------
+    ndarray
+        Labels with the image's spatial shape (channels dropped), uint16 or uint32.
+    """
+    thresholds = dict(predictor.thresholds, **(thresholds or {}))
+    image = np.asarray(image)
+    axes = check_axes(image.shape, axes)
+    planes, stack_shape = planes_of(image, axes)
+    if not stack_shape:
+        return segment_plane(predictor, planes[0], thresholds, tile=tile, tta=tta,
+                             progress=progress, cancel=cancel)
+    n = planes.shape[0]
+
+    def per_plane():
+        for i in range(n):
+            yield segment_plane(predictor, planes[i], thresholds, tile=tile, tta=tta,
+                                cancel=cancel)
+            if progress is not None:
+                progress(i + 1, n)
+
+    out = combine_planes(per_plane(), (n, *planes.shape[1:3]))
+    return out.astype(label_dtype(int(out.max())), copy=False).reshape(
+        *stack_shape, *out.shape[-2:]
+    )

@@ -7,7 +7,8 @@ recompute only the visible plane from cached maps, on the UI thread, in millisec
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass
 
 import numpy as np
 from qtpy.QtCore import QObject, Qt, Signal
@@ -84,8 +85,23 @@ class SegmentationState:
     stack: object  # core.postprocess.StackSegmentation
     thresholds: dict
     model: str
-    edited: bool = False
-    extra: dict = field(default_factory=dict)
+    # Pixels the user changed by hand (napari paint events), None until the first edit.
+    edited: np.ndarray | None = None
+    told_about_edits: bool = False
+
+    def mark_edited(self, atoms, shape) -> None:
+        """Record the pixels of napari history atoms (masked paint atoms or index tuples)."""
+        if self.edited is None or self.edited.shape != tuple(shape):
+            self.edited = np.zeros(shape, bool)
+        for atom in atoms:
+            if hasattr(atom, "slice_key"):
+                region = self.edited[atom.slice_key]
+                if atom.mask is None:
+                    region[...] = True
+                else:
+                    region[atom.mask] = True
+            else:
+                self.edited[tuple(atom[0])] = True
 
 
 def _segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick):
@@ -110,9 +126,18 @@ def _segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick
 class SegmentWidget(QWidget):
     """Segment the chosen image layer with a U-Net and tune the watershed live."""
 
+    # The segment widget of each viewer, so that other panels (the folder browser) can
+    # ask it to segment with the model and thresholds the user chose.
+    _by_viewer: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+    @classmethod
+    def instance_for(cls, viewer) -> SegmentWidget | None:
+        return cls._by_viewer.get(id(viewer))
+
     def __init__(self, napari_viewer, autoload: bool = True):
         super().__init__()
         self.viewer = napari_viewer
+        SegmentWidget._by_viewer[id(napari_viewer)] = self
         self._worker = None
         self._cancel = threading.Event()
         self._relay = _Relay()
@@ -275,11 +300,17 @@ class SegmentWidget(QWidget):
         i = self._current_plane(layer)
         if i not in state.stack.sheds:
             return
+        from napari_unetseg.core.editing import merge_with_locked
+
         lab = state.stack.plane_labels(i, self.thresholds())
         flat = layer.data.reshape(-1, *layer.data.shape[-2:])
         # Ids above everything in the stack stay unique until the release renumbers all.
         offset = int(flat.max())
-        flat[i] = np.where(lab > 0, lab.astype(flat.dtype) + offset, 0)
+        new = np.where(lab > 0, lab.astype(flat.dtype) + offset, 0)
+        if state.edited is not None:
+            edited = state.edited.reshape(flat.shape)[i]
+            new = merge_with_locked(new, flat[i], edited).astype(flat.dtype)
+        flat[i] = new
         layer.refresh()
         self.count_label.setText(f"{int(lab.max())} objects in this plane (updating…)")
 
@@ -290,10 +321,20 @@ class SegmentWidget(QWidget):
         self._show_labels(labels)
 
     def _show_labels(self, labels: np.ndarray) -> None:
+        """Put recomputed labels in the layer, keeping every object the user edited."""
+        from napari.utils.notifications import show_info
+
+        from napari_unetseg.core.editing import merge_with_locked
+
         layer = self.labels_layer
-        layer.data = labels
-        n = int(labels.max())
         state = layer.metadata[STATE_KEY]
+        if state.edited is not None and state.edited.any():
+            labels = merge_with_locked(labels, np.asarray(layer.data), state.edited)
+            if not state.told_about_edits:
+                state.told_about_edits = True
+                show_info("Objects you edited by hand are kept; only the rest is recomputed")
+        layer.data = labels
+        n = len(np.unique(labels)) - 1
         where = "" if not state.stack.stack_shape else f" in {len(state.stack.sheds)} plane(s)"
         self.count_label.setText(f"{n} objects{where}")
 
@@ -341,6 +382,18 @@ class SegmentWidget(QWidget):
         self._worker = worker
         worker.start()
 
+    def run_when_ready(self) -> None:
+        """Run now, or as soon as the model has loaded."""
+        if self.model_panel.predictor is not None:
+            self.run()
+            return
+
+        def once(_predictor):
+            self.model_panel.model_loaded.disconnect(once)
+            self.run()
+
+        self.model_panel.model_loaded.connect(once)
+
     def cancel(self) -> None:
         """Stop the running segmentation between tiles; nothing is changed."""
         self._cancel.set()
@@ -371,6 +424,8 @@ class SegmentWidget(QWidget):
         existing = self.viewer.layers[name] if name in self.viewer.layers else None
         if existing is not None and existing.data.shape == labels.shape:
             old = existing.metadata.get(STATE_KEY)
+            if old is not None:
+                state.edited, state.told_about_edits = old.edited, old.told_about_edits
             if old is not None and old.stack.stack_shape and len(stack.sheds) < view.n_planes:
                 # Segmenting one plane of a stack keeps the other planes already done.
                 for i, m in old.stack.maps.items():
@@ -386,9 +441,16 @@ class SegmentWidget(QWidget):
                     view.label_shape):], translate=image_layer.translate[-len(view.label_shape):],
             )
             self._show_labels(labels)
+            self.labels_layer.events.paint.connect(self._on_paint)
         if self.maps_check.isChecked():
             self._show_maps(image_layer, view, stack, predictor.targets)
         self.status_label.setText(f"Done on {predictor.device}.")
+
+    def _on_paint(self, event) -> None:
+        layer = event.source
+        state = layer.metadata.get(STATE_KEY)
+        if state is not None:
+            state.mark_edited(event.value, layer.data.shape)
 
     def _show_maps(self, image_layer, view, stack, targets: str) -> None:
         names = {"mask_border": ("mask", "border"), "three_class": ("interior", "border",

@@ -1,0 +1,157 @@
+"""Editing operations on instance labels (numpy in, numpy out), for hand correction.
+
+Painting, filling and erasing are napari's own tools; these are the operations it lacks.
+Each returns a new array and leaves its input untouched, so a caller can diff the two and
+record the change as one undo step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+def _ids(labels_ids) -> np.ndarray:
+    ids = np.unique(np.asarray(list(labels_ids), dtype=np.int64))
+    return ids[ids > 0]
+
+
+def merge_labels(labels: np.ndarray, ids) -> np.ndarray:
+    """Merge the given objects into one, keeping the smallest id."""
+    ids = _ids(ids)
+    if ids.size < 2:
+        raise ValueError("select at least two objects to merge")
+    out = labels.copy()
+    out[np.isin(labels, ids)] = ids[0]
+    return out
+
+
+def delete_labels(labels: np.ndarray, ids) -> np.ndarray:
+    """Set the given objects to background."""
+    out = labels.copy()
+    out[np.isin(labels, _ids(ids))] = 0
+    return out
+
+
+def remove_small_objects(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Remove objects with fewer than ``min_size`` pixels (ids of the others are kept)."""
+    sizes = np.bincount(labels.ravel())
+    small = np.flatnonzero(sizes < min_size)
+    out = labels.copy()
+    out[np.isin(labels, small[small > 0])] = 0
+    return out
+
+
+def fill_holes(labels: np.ndarray) -> np.ndarray:
+    """Fill background regions enclosed by a single object with that object's id.
+
+    Works plane by plane for stacks; background touching the image border or lying between
+    two different objects is left alone.
+    """
+    if labels.ndim > 2:
+        return np.stack([fill_holes(p) for p in labels])
+    out = labels.copy()
+    holes, n = ndi.label(labels == 0)
+    if n == 0:
+        return out
+    border = np.unique(np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]]))
+    for i, sl in enumerate(ndi.find_objects(holes), start=1):
+        if sl is None or i in border:
+            continue
+        # Grow the box by one pixel to see the hole's neighbours.
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
+        hole = holes[box] == i
+        ring = ndi.binary_dilation(hole) & ~hole
+        around = np.unique(labels[box][ring])
+        if around.size == 1 and around[0] > 0:
+            out[box][hole] = around[0]
+    return out
+
+
+def relabel_sequential(labels: np.ndarray) -> np.ndarray:
+    """Number objects 1..N in order of their current ids."""
+    from skimage.segmentation import relabel_sequential as _relabel
+
+    return _relabel(labels)[0].astype(labels.dtype, copy=False)
+
+
+def split_label(
+    labels: np.ndarray,
+    label_id: int,
+    seed_map: np.ndarray | None = None,
+    min_distance: int = 3,
+) -> np.ndarray:
+    """Split one object in two by a seeded watershed inside it.
+
+    Seeds are the two strongest separated maxima of ``seed_map`` within the object (the
+    model's mask - border map, cached from the last run), or of the object's distance
+    transform when there is no map. The second part gets a new id (max + 1).
+
+    Raises
+    ------
+    ValueError
+        When the object does not exist or has only one maximum to split at.
+    """
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    region_all = labels == label_id
+    if label_id <= 0 or not region_all.any():
+        raise ValueError(f"there is no object {label_id} to split")
+    sl = ndi.find_objects(region_all.astype(np.uint8))[0]
+    region = region_all[sl]
+    if seed_map is not None:
+        score = np.where(region, seed_map[sl], 0).astype(np.float64)
+    else:
+        score = ndi.distance_transform_edt(region)
+    score = ndi.gaussian_filter(score, 1.0) * region
+    peaks = peak_local_max(score, min_distance=min_distance, num_peaks=2,
+                           labels=region.astype(np.uint8), exclude_border=False)
+    if len(peaks) < 2:
+        raise ValueError(f"object {label_id} has a single core; nothing to split at")
+    markers = np.zeros(region.shape, np.int32)
+    markers[tuple(peaks[0])] = 1
+    markers[tuple(peaks[1])] = 2
+    parts = watershed(-score, markers, mask=region)
+    out = labels.copy()
+    new_id = int(labels.max()) + 1
+    if new_id > np.iinfo(out.dtype).max:
+        out = out.astype(np.uint32)
+    out[sl][parts == 2] = new_id
+    return out
+
+
+def edited_objects_mask(current: np.ndarray, edited: np.ndarray) -> np.ndarray:
+    """Pixels the user's edits own: every object they touched, and what they erased."""
+    touched = np.unique(current[edited])
+    touched = touched[touched > 0]
+    return np.isin(current, touched) | (edited & (current == 0))
+
+
+def merge_with_locked(new: np.ndarray, current: np.ndarray, edited: np.ndarray) -> np.ndarray:
+    """Recomputed labels that keep the user's edits.
+
+    Objects the user edited (and pixels they erased) keep their current values; new objects
+    that overlap them are dropped; the other new objects fill the rest, with ids above the
+    kept ones so that nothing collides.
+
+    Parameters
+    ----------
+    new : ndarray
+        Fresh labels (e.g. from the watershed with new thresholds).
+    current : ndarray
+        The labels the user sees and has edited.
+    edited : ndarray of bool
+        Pixels the user changed.
+    """
+    if not edited.any():
+        return new
+    locked = edited_objects_mask(current, edited)
+    clash = np.unique(new[locked])
+    keep_new = (new > 0) & ~np.isin(new, clash[clash > 0])
+    offset = int(current[locked].max()) if locked.any() else 0
+    top = offset + int(new.max())
+    dtype = np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32
+    out = np.where(locked, current, 0).astype(dtype)
+    out[keep_new] = new[keep_new].astype(dtype) + offset
+    return out

@@ -1,0 +1,353 @@
+"""Browse widget: click through a folder of images, segment, correct, save, export.
+
+Labels are saved to the output folder (default: ``labels/`` beside the image folder) when
+the user moves on, closes the panel or quits; reopening the folder resumes at the first
+image without labels. Export writes TIFF label stacks and per-object CSV tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+DONE = "✓ "
+
+
+def default_output(folder: Path) -> Path:
+    """``labels/`` beside the image folder."""
+    return folder.parent / "labels"
+
+
+class BrowseWidget(QWidget):
+    """Move through the images of a folder; labels are saved per image as TIFF."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.images: list[Path] = []
+        self.index: int | None = None
+        self.out_dir: Path | None = None
+        self.image_layer = None
+        self.labels_layer = None
+        self.dirty = False
+
+        self.folder_edit = QLineEdit()
+        self.folder_edit.setPlaceholderText("folder of images")
+        self.folder_button = QPushButton("Choose…")
+        self.out_edit = QLineEdit()
+        self.out_edit.setPlaceholderText("default: labels/ beside the image folder")
+        self.out_button = QPushButton("Choose…")
+        self.list = QListWidget()
+        self.list.setToolTip(f"{DONE.strip()} = labels saved")
+        self.prev_button = QPushButton("◀ Previous")
+        self.prev_button.setToolTip("Save and go to the previous image (Page Up)")
+        self.next_button = QPushButton("Next ▶")
+        self.next_button.setToolTip("Save and go to the next image (Page Down)")
+        self.auto_check = QCheckBox("Segment images without labels automatically")
+        self.auto_check.setChecked(True)
+        self.ask_check = QCheckBox("Ask before saving")
+        self.export_layer_button = QPushButton("Export current labels…")
+        self.export_all_button = QPushButton("Export all labels…")
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+
+        row1 = QHBoxLayout()
+        row1.addWidget(self.folder_edit, 1)
+        row1.addWidget(self.folder_button)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.out_edit, 1)
+        row2.addWidget(self.out_button)
+        nav = QHBoxLayout()
+        nav.addWidget(self.prev_button)
+        nav.addWidget(self.next_button)
+        exp = QHBoxLayout()
+        exp.addWidget(self.export_layer_button)
+        exp.addWidget(self.export_all_button)
+        form = QFormLayout()
+        form.addRow("Images:", row1)
+        form.addRow("Labels to:", row2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(nav)
+        layout.addWidget(self.auto_check)
+        layout.addWidget(self.ask_check)
+        layout.addLayout(exp)
+        layout.addWidget(self.status_label)
+
+        self.folder_button.clicked.connect(self._choose_folder)
+        self.out_button.clicked.connect(self._choose_output)
+        self.folder_edit.returnPressed.connect(
+            lambda: self.open_folder(self.folder_edit.text(), self.out_edit.text() or None))
+        self.prev_button.clicked.connect(self.previous)
+        self.next_button.clicked.connect(self.next)
+        self.list.itemActivated.connect(lambda item: self.show(self.list.row(item)))
+        self.export_layer_button.clicked.connect(self.export_current)
+        self.export_all_button.clicked.connect(self.export_all)
+        napari_viewer.bind_key("PageDown", lambda v: self.next(), overwrite=True)
+        napari_viewer.bind_key("PageUp", lambda v: self.previous(), overwrite=True)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self._save_on_exit)
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ folder
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of images")
+        if folder:
+            self.open_folder(folder, self.out_edit.text() or None)
+
+    def _choose_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the label files")
+        if folder:
+            self.out_edit.setText(folder)
+            if self.images:
+                self.out_dir = Path(folder)
+                self._refresh_list()
+
+    def open_folder(self, folder: str | Path, out_dir: str | Path | None = None) -> None:
+        """List the folder's images and open the first one without saved labels."""
+        from napari.utils.notifications import show_error
+
+        from napari_unetseg.core.io import ImageReadError, list_images
+
+        self._leave_current()
+        folder = Path(folder).expanduser()
+        try:
+            images = list_images(folder)
+        except ImageReadError as exc:
+            show_error(str(exc))
+            return
+        if not images:
+            show_error(f"No images (PNG, TIFF, JPEG) in {folder}")
+            return
+        self.images = images
+        self.out_dir = Path(out_dir).expanduser() if out_dir else default_output(folder)
+        self.folder_edit.setText(str(folder))
+        self.out_edit.setText(str(self.out_dir))
+        self._refresh_list()
+        todo = [i for i, p in enumerate(images) if not self.label_path(p).exists()]
+        self.index = None
+        self.show(todo[0] if todo else 0)
+
+    def label_path(self, image: Path) -> Path:
+        return self.out_dir / f"{image.stem}.tif"
+
+    def _refresh_list(self) -> None:
+        self.list.clear()
+        for p in self.images:
+            self.list.addItem((DONE if self.label_path(p).exists() else "   ") + p.name)
+        if self.index is not None:
+            self.list.setCurrentRow(self.index)
+
+    def _update_buttons(self) -> None:
+        self.prev_button.setEnabled(bool(self.images) and (self.index or 0) > 0)
+        self.next_button.setEnabled(
+            bool(self.images) and self.index is not None and self.index < len(self.images) - 1
+        )
+        done = sum(self.label_path(p).exists() for p in self.images) if self.out_dir else 0
+        if self.images:
+            self.status_label.setText(
+                f"Image {self.index + 1} of {len(self.images)}; {done} with saved labels.")
+
+    # ------------------------------------------------------------------ moving
+    def next(self) -> None:
+        if self.index is not None and self.index < len(self.images) - 1:
+            self.show(self.index + 1)
+
+    def previous(self) -> None:
+        if self.index:
+            self.show(self.index - 1)
+
+    def show(self, i: int) -> None:
+        """Open image ``i`` with its saved labels (or segment it); save the current first."""
+        from napari.utils.notifications import show_error
+
+        from napari_unetseg.core.io import ImageReadError, read_image, read_label_tiff
+
+        if not self._leave_current():
+            return
+        path = self.images[i]
+        try:
+            image = read_image(path)
+        except ImageReadError as exc:
+            show_error(str(exc))
+            return
+        for layer in (self.image_layer, self.labels_layer):
+            if layer is not None and layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self.index = i
+        self.labels_layer = None
+        rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
+        self.image_layer = self.viewer.add_image(image, name=path.stem, rgb=rgb)
+        saved = self.label_path(path)
+        if saved.exists():
+            labels, axes, prov = read_label_tiff(saved)
+            self._track(self.viewer.add_labels(
+                labels, name=f"{path.stem} labels",
+                metadata={"unetseg_axes": axes, "unetseg_provenance": prov}))
+        elif self.auto_check.isChecked():
+            self._segment(path.stem)
+        self.list.setCurrentRow(i)
+        self._update_buttons()
+
+    def _segment(self, name: str) -> None:
+        from napari.utils.notifications import show_info
+
+        from .segment import SegmentWidget
+
+        seg = SegmentWidget.instance_for(self.viewer)
+        if seg is None:
+            show_info("Open 'Segment nuclei (U-Net)' to segment images automatically")
+            return
+        seg.layer_combo.setCurrentText(name)
+
+        def adopt(event):
+            layer = event.value
+            if layer.name == f"{name} labels":
+                self.viewer.layers.events.inserted.disconnect(adopt)
+                self._track(layer)
+                self.dirty = True  # a new segmentation is unsaved work
+
+        self.viewer.layers.events.inserted.connect(adopt)
+        seg.run_when_ready()
+
+    def _track(self, layer) -> None:
+        self.labels_layer = layer
+        self.dirty = False
+        layer.events.paint.connect(self._mark_dirty)
+        layer.events.data.connect(self._mark_dirty)
+
+    def _mark_dirty(self, event=None) -> None:
+        self.dirty = True
+
+    def _leave_current(self) -> bool:
+        """Save the current labels if they changed (asking first if so set)."""
+        if not self.dirty or self.labels_layer is None or self.index is None:
+            return True
+        if self.ask_check.isChecked():
+            answer = QMessageBox.question(
+                self, "Save labels?", f"Save the labels of {self.images[self.index].name}?",
+                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                | QMessageBox.StandardButton.Cancel,
+            )
+            if answer == QMessageBox.StandardButton.Cancel:
+                return False
+            if answer == QMessageBox.StandardButton.Discard:
+                self.dirty = False
+                return True
+        return self.save()
+
+    def save(self) -> bool:
+        """Write the current labels to ``<output>/<image stem>.tif``."""
+        from napari.utils.notifications import show_error
+
+        from napari_unetseg.core.io import write_label_tiff
+
+        if self.labels_layer is None or self.index is None:
+            return True
+        path = self.label_path(self.images[self.index])
+        md = self.labels_layer.metadata
+        try:
+            # The file holds this image's own labels, loaded or made in this panel, so
+            # replacing it is the save the user asked for.
+            write_label_tiff(path, np.asarray(self.labels_layer.data),
+                             axes=md.get("unetseg_axes"), overwrite=True,
+                             provenance=dict(md.get("unetseg_provenance") or {},
+                                             source=self.images[self.index].name))
+        except (OSError, ValueError) as exc:
+            show_error(f"Could not save {path}: {exc}")
+            return False
+        self.dirty = False
+        self._refresh_list()
+        self._update_buttons()
+        return True
+
+    def _save_on_exit(self) -> None:
+        if self.dirty:
+            self.save()
+
+    def hideEvent(self, event) -> None:  # the dock was closed
+        if self.dirty:
+            self.save()
+        super().hideEvent(event)
+
+    # ------------------------------------------------------------------ export
+    def export_current(self, path: str | None = None) -> None:
+        """Export the current labels (TIFF + CSV); the file dialog confirms overwriting."""
+        from napari.utils.notifications import show_error, show_info
+
+        from napari_unetseg.core.export import export_labels
+
+        if self.labels_layer is None:
+            show_error("There are no labels to export")
+            return
+        overwrite = path is None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export labels", str(
+                self.out_dir or Path.home()) + f"/{self.labels_layer.name}.tif",
+                "TIFF label stack (*.tif)")
+            if not path:
+                return
+        md = self.labels_layer.metadata
+        image = None if self.image_layer is None else np.asarray(self.image_layer.data)
+        try:
+            tif, table = export_labels(path, np.asarray(self.labels_layer.data), image=image,
+                                       name=self.image_layer.name if self.image_layer else "",
+                                       axes=md.get("unetseg_axes"), overwrite=overwrite,
+                                       provenance=md.get("unetseg_provenance"))
+        except (FileExistsError, ValueError, OSError) as exc:
+            show_error(str(exc))
+            return
+        show_info(f"Exported {tif.name} and {table.name}")
+
+    def export_all(self, out_dir: str | None = None) -> None:
+        """Export all saved labels of the folder as one stack (same shapes) or per image."""
+        from napari.utils.notifications import show_error, show_info
+
+        from napari_unetseg.core.export import export_label_set
+        from napari_unetseg.core.io import read_image, read_label_tiff
+
+        if not self._leave_current():
+            return
+        done = [p for p in self.images if self.label_path(p).exists()]
+        if not done:
+            show_error("No saved labels to export yet")
+            return
+        if out_dir is None:
+            out_dir = QFileDialog.getExistingDirectory(self, "Export into folder")
+            if not out_dir:
+                return
+            existing = [n for n in ("labels_stack.tif", "objects.csv")
+                        if (Path(out_dir) / n).exists()]
+            if existing and QMessageBox.question(
+                self, "Replace files?", f"Replace {', '.join(existing)} in {out_dir}?"
+            ) != QMessageBox.StandardButton.Yes:
+                return
+            overwrite = True
+        else:
+            overwrite = False
+        try:
+            written = export_label_set(
+                [p.stem for p in done], [read_label_tiff(self.label_path(p))[0] for p in done],
+                out_dir, images=[read_image(p) for p in done], overwrite=overwrite)
+        except (FileExistsError, ValueError, OSError) as exc:
+            show_error(str(exc))
+            return
+        show_info(f"Exported {len(done)} images to {', '.join(p.name for p in written)}")
+

@@ -1,0 +1,256 @@
+"""Edit widget: merge, split, delete, remove small, fill holes, relabel — each one undo step.
+
+Painting, filling and erasing stay napari's own tools; this panel adds what they lack. The
+operations are core.editing functions; the widget picks objects, applies the result to the
+layer with ``data_setitem`` (so napari records it as one undoable edit) and nothing else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .segment import STATE_KEY
+
+
+class EditWidget(QWidget):
+    """Operations on the chosen Labels layer, for objects picked with the mouse."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.selected: list[int] = []
+        self._hooked: set[int] = set()
+
+        self.layer_combo = QComboBox()
+        self.layer_combo.setToolTip("Labels layer to edit")
+        self.pick_button = QPushButton("Pick objects")
+        self.pick_button.setCheckable(True)
+        self.pick_button.setToolTip("While on, click objects in the viewer to (de)select them")
+        self.clear_button = QPushButton("Clear")
+        self.selection_label = QLabel("Selected: none")
+        self.selection_label.setWordWrap(True)
+        pick_row = QHBoxLayout()
+        pick_row.addWidget(self.pick_button, 1)
+        pick_row.addWidget(self.clear_button)
+
+        ops = QGroupBox("Selected objects")
+        self.merge_button = QPushButton("Merge")
+        self.merge_button.setToolTip("Merge the selected objects into one")
+        self.split_button = QPushButton("Split")
+        self.split_button.setToolTip("Split each selected object in two at its two strongest "
+                                     "cores (model maps, or shape when there are none)")
+        self.delete_button = QPushButton("Delete")
+        grid = QGridLayout(ops)
+        grid.addWidget(self.merge_button, 0, 0)
+        grid.addWidget(self.split_button, 0, 1)
+        grid.addWidget(self.delete_button, 0, 2)
+
+        whole = QGroupBox("Whole layer")
+        self.min_size = QSpinBox()
+        self.min_size.setRange(1, 100_000)
+        self.min_size.setValue(20)
+        self.min_size.setSuffix(" px")
+        self.remove_small_button = QPushButton("Remove smaller than")
+        self.fill_button = QPushButton("Fill holes")
+        self.relabel_button = QPushButton("Relabel 1..N")
+        wl = QGridLayout(whole)
+        wl.addWidget(self.remove_small_button, 0, 0)
+        wl.addWidget(self.min_size, 0, 1)
+        wl.addWidget(self.fill_button, 1, 0)
+        wl.addWidget(self.relabel_button, 1, 1)
+
+        form = QFormLayout()
+        form.addRow("Labels:", self.layer_combo)
+        form.addRow(pick_row)
+        form.addRow(self.selection_label)
+        self.status_label = QLabel("Undo with Ctrl+Z in the viewer.")
+        self.status_label.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(ops)
+        layout.addWidget(whole)
+        layout.addWidget(self.status_label)
+        layout.addStretch(1)
+
+        self.clear_button.clicked.connect(self.clear_selection)
+        self.pick_button.toggled.connect(self._on_pick_toggled)
+        self.merge_button.clicked.connect(self.merge)
+        self.split_button.clicked.connect(self.split)
+        self.delete_button.clicked.connect(self.delete)
+        self.remove_small_button.clicked.connect(self.remove_small)
+        self.fill_button.clicked.connect(self.fill)
+        self.relabel_button.clicked.connect(self.relabel)
+        self.layer_combo.currentTextChanged.connect(lambda _: self.clear_selection())
+        for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            ev.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # ------------------------------------------------------------------ layers & picking
+    def _refresh_layers(self, event=None) -> None:
+        from napari.layers import Labels
+
+        current = self.layer_combo.currentText()
+        names = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Labels)]
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        self.layer_combo.addItems(names)
+        if current in names:
+            self.layer_combo.setCurrentText(current)
+        elif event is not None and isinstance(getattr(event, "value", None), Labels):
+            self.layer_combo.setCurrentText(event.value.name)
+        self.layer_combo.blockSignals(False)
+        for lyr in self.viewer.layers:
+            if isinstance(lyr, Labels) and id(lyr) not in self._hooked:
+                lyr.mouse_drag_callbacks.append(self._on_click)
+                self._hooked.add(id(lyr))
+
+    @property
+    def layer(self):
+        name = self.layer_combo.currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def _on_pick_toggled(self, on: bool) -> None:
+        if on and self.layer is not None:
+            self.layer.mode = "pan_zoom"  # clicks select instead of painting
+            self.viewer.layers.selection.active = self.layer
+
+    def _on_click(self, layer, event) -> None:
+        if not self.pick_button.isChecked() or layer is not self.layer:
+            return
+        value = layer.get_value(event.position, world=True)
+        if value:
+            self.toggle(int(value))
+
+    def toggle(self, label_id: int) -> None:
+        """Add an object to the selection, or remove it if it is selected."""
+        if label_id in self.selected:
+            self.selected.remove(label_id)
+        elif label_id > 0:
+            self.selected.append(label_id)
+        self._show_selection()
+
+    def clear_selection(self) -> None:
+        self.selected = []
+        self._show_selection()
+
+    def _show_selection(self) -> None:
+        text = ", ".join(map(str, self.selected)) if self.selected else "none"
+        self.selection_label.setText(f"Selected: {text}")
+
+    # ------------------------------------------------------------------ applying
+    def _apply(self, fn, what: str) -> bool:
+        from napari.utils.notifications import show_error
+
+        layer = self.layer
+        if layer is None:
+            show_error("Choose a Labels layer to edit")
+            return False
+        old = np.asarray(layer.data)
+        try:
+            new = fn(old)
+        except ValueError as exc:
+            show_error(str(exc))
+            return False
+        changed = new != old
+        n = int(changed.sum())
+        if n == 0:
+            self.status_label.setText(f"{what}: nothing to change.")
+            return True
+        if new.dtype.itemsize > old.dtype.itemsize:
+            layer.data = new  # more ids than the layer's dtype holds: not undoable
+        else:
+            layer.data_setitem(np.nonzero(changed), new[changed])
+        self.status_label.setText(f"{what}: {n} pixels changed (Ctrl+Z undoes).")
+        return True
+
+    def _need_selection(self, k: int) -> bool:
+        from napari.utils.notifications import show_error
+
+        if len(self.selected) < k:
+            show_error(f"Select {'at least two objects' if k > 1 else 'an object'} first "
+                       "(Pick objects, then click them)")
+            return False
+        return True
+
+    def merge(self) -> None:
+        from napari_unetseg.core.editing import merge_labels
+
+        if self._need_selection(2) and self._apply(
+            lambda a: merge_labels(a, self.selected), "Merge"
+        ):
+            self.selected = self.selected[:1]
+            self._show_selection()
+
+    def delete(self) -> None:
+        from napari_unetseg.core.editing import delete_labels
+
+        if self._need_selection(1) and self._apply(
+            lambda a: delete_labels(a, self.selected), "Delete"
+        ):
+            self.clear_selection()
+
+    def split(self) -> None:
+        from napari_unetseg.core.editing import split_label
+
+        if not self._need_selection(1):
+            return
+
+        def run(a):
+            for label_id in self.selected:
+                a = self._split_one(a, label_id, split_label)
+            return a
+
+        if self._apply(run, "Split"):
+            self.clear_selection()
+
+    def _split_one(self, a: np.ndarray, label_id: int, split_label) -> np.ndarray:
+        """Split in the object's own plane, with that plane's cached seed map if any."""
+        state = self.layer.metadata.get(STATE_KEY)
+        if a.ndim == 2:
+            seed = state.stack.sheds[0].seed_map if state and 0 in state.stack.sheds else None
+            return split_label(a, label_id, seed)
+        where = np.argwhere(a == label_id)
+        if where.size == 0:
+            raise ValueError(f"there is no object {label_id} to split")
+        lead = tuple(where[0][:-2])
+        flat = int(np.ravel_multi_index(lead, a.shape[:-2]))
+        seed = None
+        if state is not None and flat in state.stack.sheds:
+            seed = state.stack.sheds[flat].seed_map
+        out = a.copy()
+        plane = split_label(a[lead], label_id, seed)
+        if plane.dtype != out.dtype:
+            out = out.astype(plane.dtype)
+        new_id = int(a.max()) + 1
+        # The new id must be unique in the whole stack, not just the plane.
+        plane = np.where((plane != a[lead]) & (plane > 0), new_id, plane)
+        out[lead] = plane
+        return out
+
+    def remove_small(self) -> None:
+        from napari_unetseg.core.editing import remove_small_objects
+
+        size = self.min_size.value()
+        self._apply(lambda a: remove_small_objects(a, size), f"Remove < {size} px")
+
+    def fill(self) -> None:
+        from napari_unetseg.core.editing import fill_holes
+
+        self._apply(fill_holes, "Fill holes")
+
+    def relabel(self) -> None:
+        from napari_unetseg.core.editing import relabel_sequential
+
+        self._apply(relabel_sequential, "Relabel")

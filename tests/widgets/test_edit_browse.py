@@ -1,0 +1,178 @@
+"""Correcting labels by hand, clicking through a folder, exporting: as a user does it."""
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_unetseg.widgets.browse import BrowseWidget
+from napari_unetseg.widgets.contributions import sample_layers
+from napari_unetseg.widgets.edit import EditWidget
+from napari_unetseg.widgets.segment import SegmentWidget
+from tests.conftest import SAMPLES
+
+
+@pytest.fixture
+def gt_layer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    (img, meta, _), (labels, _, _) = sample_layers("fluorescence_nuclei", with_labels=True)
+    viewer.add_image(img, **meta)
+    layer = viewer.add_labels(labels.copy(), name="nuclei")
+    return viewer, layer, labels
+
+
+def test_each_helper_is_one_undoable_step(gt_layer):
+    viewer, layer, original = gt_layer
+    widget = EditWidget(viewer)
+    widget.layer_combo.setCurrentText("nuclei")
+    for i in (5, 9):
+        widget.toggle(i)
+    widget.merge_button.click()
+    assert not (layer.data == 9).any() and (layer.data == 5).sum() == np.isin(
+        original, [5, 9]).sum()
+    layer.undo()
+    assert np.array_equal(layer.data, original)
+
+    widget.toggle(12)
+    widget.delete_button.click()
+    assert not (layer.data == 12).any()
+    layer.undo()
+    assert np.array_equal(layer.data, original)
+
+    merged = np.isin(original, [20, 21]).sum()
+    layer.data_setitem(np.nonzero(np.isin(layer.data, [21])), 20)  # the user merges by hand
+    widget.toggle(20)
+    widget.split_button.click()
+    assert (layer.data == 20).sum() < merged and layer.data.max() == original.max() + 1
+    layer.undo()
+
+    widget.min_size.setValue(60)
+    widget.remove_small_button.click()
+    sizes = np.bincount(layer.data.ravel())[1:]
+    assert sizes[sizes > 0].min() >= 60
+    layer.undo()
+    widget.fill_button.click()
+    widget.relabel_button.click()
+    assert layer.data.max() == len(np.unique(layer.data)) - 1
+
+
+def test_picking_by_click_selects_objects(gt_layer):
+    viewer, layer, original = gt_layer
+    widget = EditWidget(viewer)
+    widget.layer_combo.setCurrentText("nuclei")
+    widget.pick_button.setChecked(True)
+    y, x = np.argwhere(original == 7)[0]
+
+    class Click:
+        position = (float(y), float(x))
+
+    widget._on_click(layer, Click())
+    assert widget.selected == [7]
+    widget._on_click(layer, Click())
+    assert widget.selected == []
+
+
+def test_edits_survive_slider_moves(make_napari_viewer, qtbot, tiny_model_path):
+    viewer = make_napari_viewer()
+    seg = SegmentWidget(viewer, autoload=False)
+    seg.model_panel.load(str(tiny_model_path))
+    qtbot.waitUntil(lambda: seg.model_panel.predictor is not None, timeout=60_000)
+    (img, meta, _), = sample_layers("tissue_stained")
+    viewer.add_image(img, **meta)
+    seg.mask_slider.setValue(0.3)
+    seg.seed_slider.setValue(0.3)
+    seg.size_slider.setValue(0)
+    seg.run()
+    qtbot.waitUntil(lambda: not seg.busy, timeout=120_000)
+    layer = viewer.layers["tissue_stained labels"]
+    # The user paints a new object with napari's brush (a history-recorded edit).
+    layer.selected_label = 999
+    idx = np.nonzero(np.zeros(layer.data.shape, bool) | _square(layer.data.shape))
+    layer.data_setitem(idx, 999)
+    painted = layer.data == 999
+    for value in (0.6, 0.45, 0.7):
+        seg.mask_slider.setValue(value)
+        assert np.array_equal(layer.data == 999, painted)
+    seg.run()  # re-running keeps the edit too
+    qtbot.waitUntil(lambda: not seg.busy, timeout=120_000)
+    assert np.array_equal(layer.data == 999, painted)
+
+
+def _square(shape):
+    m = np.zeros(shape, bool)
+    m[100:130, 150:180] = True
+    return m
+
+
+def test_browse_segment_edit_quit_and_resume(make_napari_viewer, qtbot, tmp_path,
+                                            tiny_model_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    names = ["a_fluo", "b_tissue", "c_fluo"]
+    for n, src in zip(names, ["fluorescence_nuclei", "tissue_stained", "fluorescence_nuclei"]):
+        shutil.copy(SAMPLES / f"{src}.png", folder / f"{n}.png")
+    viewer = make_napari_viewer()
+    seg = SegmentWidget(viewer, autoload=False)
+    seg.model_panel.load(str(tiny_model_path))
+    qtbot.waitUntil(lambda: seg.model_panel.predictor is not None, timeout=60_000)
+    browse = BrowseWidget(viewer)
+    browse.open_folder(folder)
+    assert browse.out_dir == tmp_path / "labels" and browse.index == 0
+    qtbot.waitUntil(lambda: browse.labels_layer is not None and not seg.busy,
+                    timeout=120_000)
+    # Edit image 1, move on: it is saved with the edit.
+    browse.labels_layer.data_setitem(np.nonzero(_square(browse.labels_layer.data.shape)), 777)
+    browse.next()
+    saved = tifffile.imread(tmp_path / "labels" / "a_fluo.tif")
+    assert (saved[_square(saved.shape)] == 777).all()
+    qtbot.waitUntil(lambda: browse.labels_layer is not None and not seg.busy,
+                    timeout=120_000)
+    assert browse.index == 1
+    # "Quit" while image 2 has an unsaved segmentation: it is saved, not lost.
+    browse._save_on_exit()
+    assert (tmp_path / "labels" / "b_tissue.tif").exists()
+    # Reopen later: resume at the first image without labels, with saved ones marked done.
+    viewer2 = make_napari_viewer()
+    again = BrowseWidget(viewer2)
+    again.auto_check.setChecked(False)
+    again.open_folder(folder)
+    assert again.index == 2
+    assert [again.list.item(i).text().startswith("✓") for i in range(3)] == [True, True, False]
+    again.show(0)
+    assert (again.labels_layer.data[_square(saved.shape)] == 777).all()
+
+    # Export all: the images differ in shape, so one TIFF per image plus one CSV.
+    out = tmp_path / "export"
+    again.export_all(str(out))
+    assert sorted(p.name for p in out.iterdir()) == ["a_fluo.tif", "b_tissue.tif", "objects.csv"]
+    back = tifffile.imread(out / "a_fluo.tif")
+    assert np.array_equal(back, saved)
+    rows = list(csv.DictReader(open(out / "objects.csv")))
+    for name in ("a_fluo", "b_tissue"):
+        objects = len(np.unique(tifffile.imread(tmp_path / "labels" / f"{name}.tif"))) - 1
+        assert len([r for r in rows if r["image"] == name]) == objects
+    assert len(rows) > 0
+    assert all(float(r["mean_intensity"]) >= 0 for r in rows)
+
+
+def test_export_current_layer_and_same_shape_stack(make_napari_viewer, tmp_path):
+    from napari_unetseg.core.export import export_label_set
+
+    viewer = make_napari_viewer()
+    browse = BrowseWidget(viewer)
+    (img, meta, _), (labels, _, _) = sample_layers("tissue_stained", with_labels=True)
+    browse.image_layer = viewer.add_image(img, **meta)
+    browse.labels_layer = viewer.add_labels(labels, name="tissue labels")
+    browse.export_current(str(tmp_path / "t.tif"))
+    with tifffile.TiffFile(tmp_path / "t.tif") as tif:
+        assert tif.is_imagej and np.array_equal(tif.asarray(), labels)
+    rows = list(csv.DictReader(open(tmp_path / "t.csv")))
+    assert len(rows) == labels.max()
+    browse.export_current(str(tmp_path / "t.tif"))  # exists: refused, file unchanged
+    written = export_label_set(["x", "y"], [labels, labels[::-1]], tmp_path / "stack")
+    with tifffile.TiffFile(written[0]) as tif:
+        assert tif.series[0].axes == "ZYX" and tif.series[0].shape == (2, *labels.shape)
+        assert tif.imagej_metadata["Labels"] == ["x", "y"]
+        assert np.array_equal(tif.asarray()[1], labels[::-1])

@@ -158,3 +158,35 @@ def test_errors_become_notifications(make_napari_viewer, qtbot, tiny_model_path,
     widget.run()
     assert "supported are 2D" in errors[-1]
     assert not widget.busy
+
+
+def test_loading_a_model_in_a_shown_viewer_does_not_crash(tmp_path, tiny_model_path):
+    """Regression: on Mesa OpenGL, importing triton after the viewer is shown segfaulted.
+
+    Runs in a fresh process, as a user's session would: shown viewer first, then the
+    widget loads a timm model (timm -> torchvision -> torch._dynamo -> triton).
+    """
+    import subprocess
+    import sys
+
+    script = tmp_path / "session.py"
+    script.write_text(
+        "import napari, time\n"
+        "from qtpy.QtWidgets import QApplication\n"
+        "from napari_unetseg.core import build_model, save_checkpoint\n"
+        "v = napari.Viewer(show=True)\n"
+        "QApplication.processEvents()\n"
+        "from napari_unetseg.widgets.segment import SegmentWidget\n"
+        "w = SegmentWidget(v, autoload=False)\n"
+        f"w.model_panel.load({str(tiny_model_path)!r})\n"
+        "t = time.time()\n"
+        "while w.model_panel.predictor is None and time.time() - t < 120:\n"
+        "    QApplication.processEvents(); time.sleep(0.01)\n"
+        "import timm  # the import that crashed\n"
+        "print('loaded', w.model_panel.predictor is not None, flush=True)\n"
+        "v.close()\n"
+    )
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "loaded True" in r.stdout

@@ -63,6 +63,30 @@ class TorchRunner:
             return y.float().cpu().numpy()
 
 
+def _export_here(model) -> bytes:
+    import warnings
+
+    import torch
+
+    module = _probability_module(model).cpu()
+    m = int(model.total_stride)
+    dummy = torch.zeros(1, model.in_channels, 2 * m, 2 * m)
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter chatter about tracing
+        torch.onnx.export(
+            module, (dummy,), buf, input_names=["x"], output_names=["p"],
+            dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "p": {0: "n", 2: "h", 3: "w"}},
+            opset_version=17, dynamo=False,
+        )
+    return buf.getvalue()
+
+
+def export_onnx(model) -> bytes:
+    """The model with its activation as ONNX bytes (dynamic batch and size)."""
+    return _export_here(model)
+
+
 class OnnxRunner:
     """Runs the exported model with ONNX Runtime on the CPU."""
 
@@ -72,22 +96,13 @@ class OnnxRunner:
         import onnxruntime as ort
         import torch
 
-        module = _probability_module(model).cpu()
-        m = int(model.total_stride)
-        dummy = torch.zeros(1, model.in_channels, 2 * m, 2 * m)
-        buf = io.BytesIO()
-        with torch.no_grad():
-            torch.onnx.export(
-                module, (dummy,), buf, input_names=["x"], output_names=["p"],
-                dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "p": {0: "n", 2: "h", 3: "w"}},
-                opset_version=17, dynamo=False,
-            )
+        onnx_bytes = export_onnx(model)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.log_severity_level = 3
         self.session = ort.InferenceSession(
-            buf.getvalue(), options, providers=["CPUExecutionProvider"]
+            onnx_bytes, options, providers=["CPUExecutionProvider"]
         )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -99,15 +114,11 @@ def optimize_for_inference(model, device):
 
     H and W must be multiples of ``model.total_stride`` (the Predictor pads tiles).
     """
-    import warnings
-
     model.eval()
     wanted = os.environ.get(BACKEND_ENV, "auto").lower()
     if device.type == "cpu" and wanted in ("auto", "onnxruntime"):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # exporter chatter about tracing
-                return OnnxRunner(model)
+            return OnnxRunner(model)
         except ImportError:
             log.info("onnxruntime not installed; using PyTorch on the CPU")
         except Exception as exc:  # unusual custom encoders may not export

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from qtpy.QtCore import QSettings, Signal
@@ -188,8 +189,28 @@ class ModelPanel(QGroupBox):
         self.load_failed.emit(msg)
 
 
+def avoid_llvm_clash() -> None:
+    """Keep torch from importing triton in a viewer that runs on Mesa OpenGL.
+
+    Importing triton (pulled in by ``torch._dynamo`` through torchvision, timm and
+    torch.onnx) loads its own LLVM, which crashes a process that already holds Mesa's
+    libLLVM: any napari window on llvmpipe, Intel or AMD Mesa drivers. This package never
+    uses triton (no torch.compile), so where Mesa's LLVM is loaded and triton is not yet,
+    triton is marked unavailable and torch proceeds as if it were not installed.
+    """
+    if "triton" in sys.modules:
+        return
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:  # not Linux: no Mesa LLVM clash to avoid
+        return
+    if "libLLVM" in maps:
+        sys.modules["triton"] = None
+
+
 def _load_predictor(path: str, device: str):
     """Worker: load a checkpoint and prepare it for inference (imports torch lazily)."""
+    avoid_llvm_clash()
     from napari_unetseg.core.checkpoint import load_checkpoint
     from napari_unetseg.core.inference import Predictor, available_devices
 

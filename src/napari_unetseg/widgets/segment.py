@@ -334,7 +334,9 @@ class SegmentWidget(QWidget):
                 state.told_about_edits = True
                 show_info("Objects you edited by hand are kept; only the rest is recomputed")
         layer.data = labels
-        n = len(np.unique(labels)) - 1
+        # Ids may have gaps after edits; counting them with bincount is ~20x faster than
+        # np.unique on large images (this runs on the UI thread at every slider step).
+        n = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
         where = "" if not state.stack.stack_shape else f" in {len(state.stack.sheds)} plane(s)"
         self.count_label.setText(f"{n} objects{where}")
 

@@ -1,0 +1,82 @@
+"""UI responsiveness of the segment widget on a 2048x2048 image, in a real napari viewer.
+
+A 5 ms timer on the UI thread records the gaps between its ticks while the widget segments
+the image (inference in a worker thread) and while a slider is moved; the longest gap is
+the longest the viewer froze. Prints JSON. Needs a display (use xvfb-run on a server).
+
+    xvfb-run -a python benchmarks/bench_ui_stall.py [--model default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_inference import test_image
+
+
+def main():
+    import napari
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    from napari_unetseg.widgets.segment import SegmentWidget
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--size", type=int, default=2048)
+    args = ap.parse_args()
+    app = QApplication.instance() or QApplication([])
+    viewer = napari.Viewer(show=True)
+    widget = SegmentWidget(viewer, autoload=False)
+    viewer.window.add_dock_widget(widget)
+    widget.model_panel.load(args.model)
+
+    def wait(cond, timeout=600):
+        t0 = time.perf_counter()
+        while not cond() and time.perf_counter() - t0 < timeout:
+            app.processEvents()
+            time.sleep(0.002)
+
+    wait(lambda: widget.model_panel.predictor is not None)
+    viewer.add_image(test_image(args.size), name="big")
+    gaps, last = [], [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(5)
+    t0 = time.perf_counter()
+    widget.run()
+    wait(lambda: not widget.busy)
+    run_s = time.perf_counter() - t0
+    run_gaps = list(gaps)
+    gaps.clear()
+    slider_ms = []
+    for v in (0.35, 0.4, 0.45, 0.5, 0.55):
+        t = time.perf_counter()
+        widget.seed_slider.setValue(v)
+        slider_ms.append((time.perf_counter() - t) * 1e3)
+        app.processEvents()
+    timer.stop()
+    print(json.dumps({
+        "image": f"{args.size}x{args.size}",
+        "segment_seconds": round(run_s, 1),
+        "longest_ui_gap_ms_while_segmenting": round(max(run_gaps) * 1e3, 1),
+        "ui_gaps_over_100ms": sum(g > 0.1 for g in run_gaps),
+        "slider_update_ms_median": round(sorted(slider_ms)[len(slider_ms) // 2], 1),
+        "objects": widget.count_label.text(),
+    }, indent=2))
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()

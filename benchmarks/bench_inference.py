@@ -3,7 +3,9 @@
 Prints JSON. Both run in this process, interleaved (best of N rounds each), so machine noise
 hits both alike. "eager" is the bundled model in eval mode under torch.no_grad() on the whole
 normalized image, NCHW float32, default threads: what a user would write by hand. "ours" is
-napari_unetseg's Predictor end to end (normalization, tiles, blending) on the same image.
+napari_unetseg's Predictor end to end (normalization, tiles, blending) on the same image:
+with fp32 ONNX Runtime, and as users get it by default (int8 when the model has an
+``.int8.onnx`` file, see ``unetseg quantize``).
 
     python benchmarks/bench_inference.py [--model default] [--size 2048] [--rounds 3]
 """
@@ -51,32 +53,33 @@ def main():
             model.probabilities(model(x))
 
     t0 = time.perf_counter()
-    predictor = Predictor(model, "cpu")
+    default = Predictor(args.model, "cpu")  # what users get: int8 when the file exists
     setup_s = time.perf_counter() - t0
-
-    def ours():
-        predictor.predict(image)
-
-    runs = {"eager": [], "ours": []}
-    eager(), ours()  # warm up
+    fp32 = Predictor(args.model, "cpu", precision="fp32")
+    runners = {"eager": eager, "ours_fp32": lambda: fp32.predict(image)}
+    if default.backend != fp32.backend:
+        runners["ours_default"] = lambda: default.predict(image)
+    runs = {k: [] for k in runners}
+    for fn in runners.values():
+        fn()  # warm up
     for _ in range(args.rounds):
-        for name, fn in (("eager", eager), ("ours", ours)):
+        for name, fn in runners.items():
             t = time.perf_counter()
             fn()
             runs[name].append(time.perf_counter() - t)
     best = {k: min(v) for k, v in runs.items()}
-    print(json.dumps({
+    out = {
         "image": f"{args.size}x{args.size} uint8 (bright-field sample, tiled)",
         "model": args.model,
         "torch_threads": torch.get_num_threads(),
-        "backend": predictor.backend,
-        "eager_s": round(best["eager"], 3),
-        "ours_s": round(best["ours"], 3),
-        "eager_mpix_per_s": round(mp / best["eager"], 3),
-        "ours_mpix_per_s": round(mp / best["ours"], 3),
-        "speedup": round(best["eager"] / best["ours"], 2),
-        "ours_setup_s": round(setup_s, 2),
-    }, indent=2))
+        "default_backend": default.backend,
+        "seconds": {k: round(v, 3) for k, v in best.items()},
+        "mpix_per_s": {k: round(mp / v, 3) for k, v in best.items()},
+        "speedup_vs_eager": {k: round(best["eager"] / v, 2) for k, v in best.items()
+                             if k != "eager"},
+        "default_setup_s": round(setup_s, 2),
+    }
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

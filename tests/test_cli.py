@@ -130,3 +130,21 @@ def test_train_errors_name_the_files(tmp_path):
     r = unetseg("train", "--images", tmp_path / "nowhere", "--labels", labels, "--out",
                 tmp_path / "m.pt")
     assert r.returncode == 2 and "not a folder" in r.stderr
+
+
+def test_quantize_then_predict_uses_int8_unless_fp32_is_asked(tmp_path, tiny_model_path):
+    from napari_unetseg.core import Predictor
+
+    model = tmp_path / "m.pt"
+    shutil.copy(tiny_model_path, model)
+    r = unetseg("quantize", model, "--images", SAMPLES, "-n", "2")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "m.int8.onnx").exists()
+    assert Predictor(str(model), "cpu").backend == "onnxruntime-int8"
+    assert Predictor(str(model), "cpu", precision="fp32").backend == "onnxruntime"
+    from napari_unetseg.core.io import read_image
+
+    img = read_image(SAMPLES / "tissue_stained.png")
+    a = Predictor(str(model), "cpu").predict(img)
+    b = Predictor(str(model), "cpu", precision="fp32").predict(img)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 0.05

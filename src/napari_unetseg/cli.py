@@ -106,7 +106,7 @@ def _cmd_predict(args) -> int:
         raise UserError("no input images")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    predictor = Predictor(args.model, args.device)
+    predictor = Predictor(args.model, args.device, precision=args.precision)
     thresholds = dict(predictor.thresholds)
     for key in ("mask_threshold", "seed_threshold", "min_size"):
         if getattr(args, key) is not None:
@@ -174,6 +174,37 @@ def _write_maps(path: Path, maps, axes: str, overwrite: bool) -> None:
                      metadata={"axes": ij_axes}, compression="zlib")
 
 
+def _cmd_quantize(args) -> int:
+    import numpy as np
+
+    from napari_unetseg.core.checkpoint import checkpoint_path, load_checkpoint
+    from napari_unetseg.core.io import list_images, read_image
+    from napari_unetseg.core.normalize import normalize_plane
+    from napari_unetseg.core.optimize import int8_path, quantize_int8
+
+    src = checkpoint_path(args.model)
+    model, _ = load_checkpoint(src)
+    files = list_images(args.images)
+    if not files:
+        raise UserError(f"{args.images}: no images to calibrate on")
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(files), size=min(args.n, len(files)), replace=False)
+    tiles = []
+    for i in sorted(picks):
+        x = normalize_plane(read_image(files[i]), model.normalization)
+        h, w = x.shape[1:]
+        y0 = int(rng.integers(0, max(h - 256, 0) + 1))
+        x0 = int(rng.integers(0, max(w - 256, 0) + 1))
+        tile = x[:, y0 : y0 + 256, x0 : x0 + 256]
+        m = model.total_stride
+        pad = ((0, 0), (0, (-tile.shape[1]) % m), (0, (-tile.shape[2]) % m))
+        tiles.append(np.pad(tile, pad, mode="edge"))
+    out = args.out or int8_path(src)
+    quantize_int8(model, tiles, out)
+    print(json.dumps({"int8_model": str(out), "calibration_images": len(tiles)}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="unetseg",
@@ -234,7 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--save-maps", action="store_true", help="also write <stem>_maps.tif")
     s.add_argument("--overwrite", action="store_true", help="replace existing label files")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--precision", default="auto", choices=["auto", "fp32"],
+                   help="auto: use MODEL.int8.onnx on the CPU when it exists")
     s.set_defaults(func=_cmd_predict)
+
+    s = sub.add_parser("quantize", help="make an int8 version of a model for faster CPU use")
+    s.add_argument("model", help="checkpoint file")
+    s.add_argument("--images", required=True, help="folder of typical images to calibrate on")
+    s.add_argument("-n", type=int, default=32, help="number of calibration images")
+    s.add_argument("--out", help="default: MODEL.int8.onnx beside the checkpoint")
+    s.set_defaults(func=_cmd_quantize)
     return p
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -194,12 +195,20 @@ class Predictor:
         A built or loaded model, a checkpoint path, or ``"default"`` for the bundled model.
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+    precision : {"auto", "fp32"}
+        ``"auto"`` uses ``<checkpoint>.int8.onnx`` on the CPU when it exists beside a
+        checkpoint given by path (``unetseg quantize`` writes it); ``"fp32"`` never does.
     """
 
-    def __init__(self, model, device: str = "auto"):
-        from .checkpoint import resolve_model
-        from .optimize import optimize_for_inference
+    def __init__(self, model, device: str = "auto", precision: str = "auto"):
+        from .checkpoint import checkpoint_path, resolve_model
+        from .optimize import int8_path, optimize_for_inference
 
+        if precision not in ("auto", "fp32"):
+            raise ValueError(f"precision must be 'auto' or 'fp32', got {precision!r}")
+        int8_file = None
+        if precision == "auto" and isinstance(model, (str, os.PathLike)):
+            int8_file = int8_path(checkpoint_path(model))
         model = resolve_model(model)
         self.device = resolve_device(device)
         self.model = model
@@ -207,7 +216,7 @@ class Predictor:
         self.normalization: dict = model.normalization
         self.thresholds: dict = dict(model.thresholds)
         self.n_outputs: int = model.head.out_channels
-        self._run = optimize_for_inference(model, self.device)
+        self._run = optimize_for_inference(model, self.device, int8_file)
         log.info("inference on %s with %s", self.device, self._run.backend)
 
     @property

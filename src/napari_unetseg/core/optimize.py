@@ -88,15 +88,19 @@ def export_onnx(model) -> bytes:
 
 
 class OnnxRunner:
-    """Runs the exported model with ONNX Runtime on the CPU."""
+    """Runs the exported model (or its int8 version) with ONNX Runtime on the CPU."""
 
-    backend = "onnxruntime"
-
-    def __init__(self, model, threads: int | None = None):
+    def __init__(self, model, threads: int | None = None, onnx_file: str | None = None):
         import onnxruntime as ort
         import torch
 
-        onnx_bytes = export_onnx(model)
+        if onnx_file is not None:
+            with open(onnx_file, "rb") as f:
+                onnx_bytes = f.read()
+            self.backend = "onnxruntime-int8"
+        else:
+            onnx_bytes = export_onnx(model)
+            self.backend = "onnxruntime"
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or torch.get_num_threads()
@@ -109,18 +113,68 @@ class OnnxRunner:
         return self.session.run(None, {"x": np.ascontiguousarray(batch, np.float32)})[0]
 
 
-def optimize_for_inference(model, device):
+def optimize_for_inference(model, device, int8_file: str | None = None):
     """Return ``run(batch) -> probabilities`` for (N, C, H, W) float32 batches.
 
-    H and W must be multiples of ``model.total_stride`` (the Predictor pads tiles).
+    H and W must be multiples of ``model.total_stride`` (the Predictor pads tiles). On the
+    CPU an int8 ONNX file made by :func:`quantize_int8` is used when one is given and exists.
     """
     model.eval()
     wanted = os.environ.get(BACKEND_ENV, "auto").lower()
     if device.type == "cpu" and wanted in ("auto", "onnxruntime"):
         try:
+            if int8_file is not None and os.path.exists(int8_file):
+                return OnnxRunner(model, onnx_file=int8_file)
             return OnnxRunner(model)
         except ImportError:
             log.info("onnxruntime not installed; using PyTorch on the CPU")
         except Exception as exc:  # unusual custom encoders may not export
             log.warning("ONNX export failed (%s); using PyTorch on the CPU", exc)
     return TorchRunner(model, device)
+
+
+def int8_path(checkpoint: str | os.PathLike) -> str:
+    """Where the int8 ONNX model of a checkpoint lives: ``<name>.int8.onnx`` beside it."""
+    p = os.fspath(checkpoint)
+    return (p[:-3] if p.endswith(".pt") else p) + ".int8.onnx"
+
+
+def quantize_int8(model, calibration: list[np.ndarray], out_path: str | os.PathLike) -> str:
+    """Write a static int8 (QDQ, per-channel) ONNX model calibrated on normalized tiles.
+
+    Parameters
+    ----------
+    model : DynamicUNet
+    calibration : list of ndarray
+        (C, H, W) float32 inputs as the network sees them (normalized, stride-padded).
+    out_path : path
+        Destination ``.onnx`` file.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter(calibration)
+
+        def get_next(self):
+            x = next(self.items, None)
+            return None if x is None else {"x": x[None].astype(np.float32)}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        pre = Path(tmp) / "pre.onnx"
+        fp32.write_bytes(export_onnx(model))
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), os.fspath(out_path), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8)
+    return os.fspath(out_path)

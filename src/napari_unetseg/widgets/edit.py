@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .common import refresh_layer_combo
 from .segment import STATE_KEY
 
 
@@ -101,16 +102,7 @@ class EditWidget(QWidget):
     def _refresh_layers(self, event=None) -> None:
         from napari.layers import Labels
 
-        current = self.layer_combo.currentText()
-        names = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Labels)]
-        self.layer_combo.blockSignals(True)
-        self.layer_combo.clear()
-        self.layer_combo.addItems(names)
-        if current in names:
-            self.layer_combo.setCurrentText(current)
-        elif event is not None and isinstance(getattr(event, "value", None), Labels):
-            self.layer_combo.setCurrentText(event.value.name)
-        self.layer_combo.blockSignals(False)
+        refresh_layer_combo(self.layer_combo, self.viewer, Labels, event)
         for lyr in self.viewer.layers:
             if isinstance(lyr, Labels) and id(lyr) not in self._hooked:
                 lyr.mouse_drag_callbacks.append(self._on_click)

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
+from .common import refresh_layer_combo
 from .model_panel import ModelPanel
 
 SCOPES = ("Current plane", "Whole stack")
@@ -220,18 +221,7 @@ class SegmentWidget(QWidget):
     def _refresh_layers(self, event=None) -> None:
         from napari.layers import Image
 
-        current = self.layer_combo.currentText()
-        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
-        self.layer_combo.blockSignals(True)
-        self.layer_combo.clear()
-        self.layer_combo.addItems(names)
-        if current in names:
-            self.layer_combo.setCurrentText(current)
-        elif event is not None and getattr(event, "value", None) is not None and (
-            isinstance(event.value, Image)
-        ):
-            self.layer_combo.setCurrentText(event.value.name)
-        self.layer_combo.blockSignals(False)
+        refresh_layer_combo(self.layer_combo, self.viewer, Image, event)
         if self.labels_layer is not None and self.labels_layer not in self.viewer.layers:
             self.labels_layer = None
         for layer in self.viewer.layers:

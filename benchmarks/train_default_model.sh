@@ -25,3 +25,19 @@ echo "continuing $best" > "$OUT/choice.txt"
 cp "$OUT/$best.pt" "$OUT/final.pt"; cp "$OUT/$best.pt.resume.pt" "$OUT/final.pt.resume.pt"
 unetseg train --images "$D/images" --labels "$D/labels" --val-list "$D/val.txt" \
   --resume "$OUT/final.pt" --time-budget "$TOTAL" --out "$OUT/final.pt" > "$OUT/final.json" 2> "$OUT/final.log"
+
+# Bundle: fp16 weights inside the package, and an int8 ONNX version calibrated on training
+# images (never on val.txt).
+python - "$OUT/final.pt" <<'PY'
+import sys
+from napari_unetseg.core.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint, save_checkpoint
+model, info = load_checkpoint(sys.argv[1])
+prov = dict(info["provenance"], training_data="2018 Data Science Bowl stage-1 train "
+            "(community label fixes), val.txt held out")
+save_checkpoint(model, DEFAULT_MODEL_PATH, provenance=prov, half=True)
+PY
+CAL=$(mktemp -d)
+comm -23 <(ls "$D/images" | sed 's/\.png$//' | sort) <(sort "$D/val.txt") \
+  | while read -r i; do ln -s "$(realpath "$D/images/$i.png")" "$CAL/"; done
+unetseg quantize default --images "$CAL" -n 32
+rm -r "$CAL"

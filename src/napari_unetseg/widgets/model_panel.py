@@ -48,9 +48,10 @@ def describe(info: dict) -> str:
         f"Encoder: {cfg.get('encoder', '?')}  |  targets: {info.get('targets', '?')}",
         f"Input channels: {cfg.get('in_channels', '?')}",
     ]
-    data = prov.get("training_data")
-    if data or prov.get("training_images"):
-        lines.append(f"Trained on: {data or ''} ({prov.get('training_images', '?')} images)")
+    data, n = prov.get("training_data"), prov.get("training_images")
+    if data or n:
+        lines.append("Trained on: " + ", ".join(
+            x for x in (data, f"{n} images" if n else None) if x))
     if val.get("mAP_50_95") is not None:
         lines.append(
             f"Validation: mAP {val['mAP_50_95']:.3f}, AP50 {val.get('AP50', float('nan')):.3f}"
@@ -175,7 +176,9 @@ class ModelPanel(QGroupBox):
             item = model.item(i)
             if item is not None:
                 item.setEnabled(name == "auto" or name in devices)
-        self.device_label.setText(str(predictor.device))
+        backend = {"onnxruntime": "ONNX Runtime", "onnxruntime-int8": "ONNX Runtime, int8",
+                   "torch": "PyTorch"}.get(predictor.backend, predictor.backend)
+        self.device_label.setText(f"{predictor.device} ({backend})")
         self.info_label.setText(describe(info))
         self.model_loaded.emit(predictor)
 

@@ -7,6 +7,7 @@ recompute only the visible plane from cached maps, on the UI thread, in millisec
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 
@@ -202,6 +203,7 @@ class SegmentWidget(QWidget):
             s.sliderReleased.connect(self._on_threshold_released)
         self.reset_button.clicked.connect(self._reset_thresholds)
         self.run_button.clicked.connect(self.run)
+        self.layer_combo.currentTextChanged.connect(lambda _: self._update_scope())
         self.cancel_button.clicked.connect(self.cancel)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
@@ -222,12 +224,26 @@ class SegmentWidget(QWidget):
         from napari.layers import Image
 
         refresh_layer_combo(self.layer_combo, self.viewer, Image, event)
+        self._update_scope()
         if self.labels_layer is not None and self.labels_layer not in self.viewer.layers:
             self.labels_layer = None
         for layer in self.viewer.layers:
             if isinstance(layer, Image):
                 layer.events.name.disconnect(self._refresh_layers)
                 layer.events.name.connect(self._refresh_layers)
+
+    def _update_scope(self) -> None:
+        """'Planes' only means something for stacks."""
+        name = self.layer_combo.currentText()
+        stack = False
+        if name in self.viewer.layers:
+            try:
+                stack = bool(ImageView.of(self.viewer.layers[name]).stack_shape)
+            except ValueError:
+                stack = False
+        self.scope_combo.setEnabled(stack)
+        self.scope_combo.setToolTip("For stacks: the plane on screen, or every plane"
+                                    if stack else "The chosen image is a single plane")
 
     # ------------------------------------------------------------------ thresholds
     def thresholds(self) -> dict:
@@ -360,6 +376,7 @@ class SegmentWidget(QWidget):
         else:
             planes = list(range(view.n_planes))
         self._cancel.clear()
+        self._started = time.perf_counter()
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status_label.setText(f"Segmenting {name} on {predictor.device}…")
@@ -436,7 +453,8 @@ class SegmentWidget(QWidget):
             self.labels_layer.events.paint.connect(self._on_paint)
         if self.maps_check.isChecked():
             self._show_maps(image_layer, view, stack, predictor.targets)
-        self.status_label.setText(f"Done on {predictor.device}.")
+        seconds = time.perf_counter() - self._started
+        self.status_label.setText(f"Done in {seconds:.1f} s on {predictor.device}.")
 
     def _on_paint(self, event) -> None:
         layer = event.source

@@ -7,7 +7,8 @@ from napari_unetseg.core.checkpoint import DEFAULT_MODEL_PATH
 from napari_unetseg.core.inference import Predictor
 from napari_unetseg.core.metrics import image_scores
 from napari_unetseg.widgets.contributions import sample_layers
-from napari_unetseg.widgets.segment import STATE_KEY, SegmentWidget
+from napari_unetseg.widgets.segment import SegmentWidget
+from napari_unetseg.widgets.session import STATE_KEY
 
 needs_default = pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="no bundled model")
 
@@ -190,3 +191,26 @@ def test_loading_a_model_in_a_shown_viewer_does_not_crash(tmp_path, tiny_model_p
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "loaded True" in r.stdout
+
+
+def test_large_image_thresholds_update_in_the_background(
+    make_napari_viewer, qtbot, tiny_model_path
+):
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, qtbot, tiny_model_path)
+    image, _ = add_sample(viewer, "fluorescence_nuclei")
+    viewer.add_image(np.tile(image.data, (3, 3)), name="big")  # 1560 x 2088: above 2 MP
+    widget.layer_combo.setCurrentText("big")
+    for s, v in ((widget.mask_slider, 0.3), (widget.seed_slider, 0.3), (widget.size_slider, 0)):
+        s.setValue(v)
+    run(widget, qtbot)
+    layer = viewer.layers["big labels"]
+    before = layer.data.copy()
+    widget.mask_slider.setSliderDown(True)  # dragging: requests pile up, only the last runs
+    for v in (0.35, 0.4, 0.45, 0.5, 0.6):
+        widget.mask_slider.setValue(v)
+    widget.mask_slider.setSliderDown(False)
+    qtbot.waitUntil(lambda: not widget.updating, timeout=60_000)
+    assert not np.array_equal(before, layer.data)
+    expected = layer.metadata[STATE_KEY].stack.stack_labels(widget.thresholds(), before.shape)
+    assert np.array_equal(layer.data > 0, expected > 0)

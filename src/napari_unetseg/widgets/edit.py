@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
 )
 
 from .common import refresh_layer_combo
-from .segment import STATE_KEY
+from .session import STATE_KEY
 
 
 class EditWidget(QWidget):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from dataclasses import dataclass
 
 import numpy as np
 from qtpy.QtCore import QObject, Qt, Signal
@@ -28,101 +27,18 @@ from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 from .common import refresh_layer_combo
 from .model_panel import ModelPanel
+from .session import STATE_KEY, ImageView, SegmentationState, segment_planes
 
 SCOPES = ("Current plane", "Whole stack")
-STATE_KEY = "unetseg_state"
+#: Planes larger than this are re-thresholded in a worker thread, latest thresholds first,
+#: so that dragging a slider never freezes the viewer (2048^2 takes ~0.2 s, 4096^2 ~1 s).
+LIVE_PIXELS = 2 * 2**20
 
 
 class _Relay(QObject):
     """Carries progress from a worker thread to the UI thread (queued signal)."""
 
     tick = Signal(int, int)
-
-
-@dataclass
-class ImageView:
-    """How an image layer's data splits into 2D planes."""
-
-    data: object
-    rgb: bool
-    stack_shape: tuple[int, ...]
-    plane_shape: tuple[int, int]
-
-    @classmethod
-    def of(cls, layer) -> ImageView:
-        data = layer.data[0] if layer.multiscale else layer.data
-        rgb = bool(layer.rgb)
-        n_lead = data.ndim - 2 - int(rgb)
-        if n_lead < 0 or n_lead > 2:
-            raise ValueError(
-                f"layer {layer.name!r} has shape {tuple(data.shape)}; supported are 2D gray or "
-                "RGB images and stacks with up to two extra axes (T, Z)"
-            )
-        return cls(data, rgb, tuple(data.shape[:n_lead]), tuple(data.shape[n_lead : n_lead + 2]))
-
-    @property
-    def n_planes(self) -> int:
-        return int(np.prod(self.stack_shape)) if self.stack_shape else 1
-
-    @property
-    def label_shape(self) -> tuple[int, ...]:
-        return (*self.stack_shape, *self.plane_shape)
-
-    @property
-    def label_axes(self) -> str:
-        return {0: "", 1: "Z", 2: "TZ"}[len(self.stack_shape)] + "YX"
-
-    def plane(self, index: int) -> np.ndarray:
-        if not self.stack_shape:
-            return np.asarray(self.data)
-        return np.asarray(self.data[np.unravel_index(index, self.stack_shape)])
-
-
-@dataclass
-class SegmentationState:
-    """What a Labels layer made by this widget remembers (stored in its metadata)."""
-
-    image_name: str
-    view_shape: tuple[int, ...]
-    stack: object  # core.postprocess.StackSegmentation
-    thresholds: dict
-    model: str
-    # Pixels the user changed by hand (napari paint events), None until the first edit.
-    edited: np.ndarray | None = None
-    told_about_edits: bool = False
-
-    def mark_edited(self, atoms, shape) -> None:
-        """Record the pixels of napari history atoms (masked paint atoms or index tuples)."""
-        if self.edited is None or self.edited.shape != tuple(shape):
-            self.edited = np.zeros(shape, bool)
-        for atom in atoms:
-            if hasattr(atom, "slice_key"):
-                region = self.edited[atom.slice_key]
-                if atom.mask is None:
-                    region[...] = True
-                else:
-                    region[atom.mask] = True
-            else:
-                self.edited[tuple(atom[0])] = True
-
-
-def _segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick):
-    """Worker: maps and labels for the chosen planes (no Qt, no napari)."""
-    from napari_unetseg.core.inference import tile_grid
-    from napari_unetseg.core.postprocess import StackSegmentation
-
-    stack = StackSegmentation(predictor.targets, view.stack_shape)
-    per_plane = len(tile_grid(view.plane_shape, 1024, 96))
-    total = per_plane * len(planes)
-    for k, i in enumerate(planes):
-        maps = predictor.predict_plane(
-            view.plane(i),
-            progress=lambda done, _t, k=k: tick(k * per_plane + done, total),
-            cancel=cancel,
-        )
-        stack.add_plane(i, maps)
-    labels = stack.stack_labels(thresholds, view.label_shape)
-    return stack, labels
 
 
 class SegmentWidget(QWidget):
@@ -146,6 +62,8 @@ class SegmentWidget(QWidget):
         self._relay.tick.connect(self._on_tick)
         self._pbar = None
         self.labels_layer = None
+        self._shed_worker = None
+        self._pending = None
 
         self.model_panel = ModelPanel(self, autoload=autoload)
         self.model_panel.model_loaded.connect(self._on_model_loaded)
@@ -290,25 +208,78 @@ class SegmentWidget(QWidget):
             return
         dragging = any(s.isSliderDown() for s in (self.mask_slider, self.seed_slider,
                                                   self.size_slider))
-        if dragging and state.stack.stack_shape:
+        if int(np.prod(state.view_shape[-2:])) > LIVE_PIXELS:
+            self._update_in_background(state, plane_only=dragging)
+        elif dragging and state.stack.stack_shape:
             self._update_plane(state)
         else:
             self._update_all(state)
 
     def _on_threshold_released(self) -> None:
         state = self._state()
-        if state is not None:
+        if state is None:
+            return
+        if int(np.prod(state.view_shape[-2:])) > LIVE_PIXELS:
+            self._update_in_background(state, plane_only=False)
+        else:
             self._update_all(state)
+
+    def _update_in_background(self, state: SegmentationState, plane_only: bool) -> None:
+        """Re-threshold in a worker; while one runs, only the latest request is kept."""
+        from napari.qt.threading import create_worker
+
+        self._pending = (state, plane_only and bool(state.stack.stack_shape),
+                         self.thresholds())
+        if self._shed_worker is not None:
+            return
+        state, plane_only, t = self._pending
+        self._pending = None
+        i = self._current_plane(self.labels_layer) if plane_only else None
+        if plane_only and i not in state.stack.sheds:
+            return
+
+        def work():
+            if plane_only:
+                return state.stack.plane_labels(i, t)
+            return state.stack.stack_labels(t, state.view_shape)
+
+        worker = create_worker(work, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda lab: self._apply_background(state, t, i, lab))
+        worker.finished.connect(self._on_shed_finished)
+        self._shed_worker = worker
+        self.count_label.setText("Updating…")
+        worker.start()
+
+    def _apply_background(self, state, t, plane, labels) -> None:
+        if self.labels_layer is None or self.labels_layer.metadata.get(STATE_KEY) is not state:
+            return  # the layer changed meanwhile: the result is stale
+        if plane is None:
+            state.thresholds = t
+            self._show_labels(labels)
+        else:
+            self._write_plane(state, plane, labels)
+
+    def _on_shed_finished(self) -> None:
+        self._shed_worker = None
+        if self._pending is not None:
+            state, plane_only, _ = self._pending
+            self._update_in_background(state, plane_only)
+
+    @property
+    def updating(self) -> bool:
+        """A background re-threshold is running or queued."""
+        return self._shed_worker is not None or self._pending is not None
 
     def _update_plane(self, state: SegmentationState) -> None:
         """While dragging on a stack: recompute the plane on screen only."""
-        layer = self.labels_layer
-        i = self._current_plane(layer)
-        if i not in state.stack.sheds:
-            return
+        i = self._current_plane(self.labels_layer)
+        if i in state.stack.sheds:
+            self._write_plane(state, i, state.stack.plane_labels(i, self.thresholds()))
+
+    def _write_plane(self, state: SegmentationState, i: int, lab: np.ndarray) -> None:
         from napari_unetseg.core.editing import merge_with_locked
 
-        lab = state.stack.plane_labels(i, self.thresholds())
+        layer = self.labels_layer
         flat = layer.data.reshape(-1, *layer.data.shape[-2:])
         # Ids above everything in the stack stay unique until the release renumbers all.
         offset = int(flat.max())
@@ -382,7 +353,7 @@ class SegmentWidget(QWidget):
         self.status_label.setText(f"Segmenting {name} on {predictor.device}…")
         self._pbar = progress(total=1, desc=f"Segmenting {name}")
         worker = create_worker(
-            _segment_planes, predictor, view, planes, self.thresholds(), self._cancel.is_set,
+            segment_planes, predictor, view, planes, self.thresholds(), self._cancel.is_set,
             self._relay.tick.emit, _start_thread=False, _ignore_errors=True,
         )
         worker.returned.connect(lambda r: self._on_done(layer, view, predictor, r))

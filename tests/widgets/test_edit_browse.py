@@ -176,3 +176,15 @@ def test_export_current_layer_and_same_shape_stack(make_napari_viewer, tmp_path)
         assert tif.series[0].axes == "ZYX" and tif.series[0].shape == (2, *labels.shape)
         assert tif.imagej_metadata["Labels"] == ["x", "y"]
         assert np.array_equal(tif.asarray()[1], labels[::-1])
+
+
+def test_export_without_browsing_uses_the_selected_labels(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    (img, meta, _), (labels, _, _) = sample_layers("tissue_stained", with_labels=True)
+    viewer.add_image(img, **meta)
+    viewer.add_labels(labels, name="mine", metadata={"unetseg_provenance": {
+        "source": "tissue_stained"}})
+    BrowseWidget(viewer).export_current(str(tmp_path / "mine.tif"))
+    assert np.array_equal(tifffile.imread(tmp_path / "mine.tif"), labels)
+    rows = list(csv.DictReader(open(tmp_path / "mine.csv")))
+    assert rows[0]["image"] == "tissue_stained" and rows[0]["mean_intensity"] != ""

@@ -290,25 +290,37 @@ class BrowseWidget(QWidget):
     # ------------------------------------------------------------------ export
     def export_current(self, path: str | None = None) -> None:
         """Export the current labels (TIFF + CSV); the file dialog confirms overwriting."""
+        from napari.layers import Image, Labels
         from napari.utils.notifications import show_error, show_info
 
         from napari_unetseg.core.export import export_labels
 
-        if self.labels_layer is None:
+        labels, image_layer = self.labels_layer, self.image_layer
+        if labels is None:  # not browsing: the Labels layer selected in the viewer
+            active = self.viewer.layers.selection.active
+            labels = active if isinstance(active, Labels) else next(
+                (lyr for lyr in reversed(self.viewer.layers) if isinstance(lyr, Labels)), None)
+            source = (labels.metadata.get("unetseg_provenance") or {}).get("source") if (
+                labels is not None) else None
+            image_layer = self.viewer.layers[source] if source in self.viewer.layers else None
+            if image_layer is not None and not isinstance(image_layer, Image):
+                image_layer = None
+        if labels is None:
             show_error("There are no labels to export")
             return
+        # The save dialog asks before replacing a file; a path given by code never replaces.
         overwrite = path is None
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Export labels", str(
-                self.out_dir or Path.home()) + f"/{self.labels_layer.name}.tif",
+                self.out_dir or Path.home()) + f"/{labels.name}.tif",
                 "TIFF label stack (*.tif)")
             if not path:
                 return
-        md = self.labels_layer.metadata
-        image = None if self.image_layer is None else np.asarray(self.image_layer.data)
+        md = labels.metadata
+        image = None if image_layer is None else np.asarray(image_layer.data)
         try:
-            tif, table = export_labels(path, np.asarray(self.labels_layer.data), image=image,
-                                       name=self.image_layer.name if self.image_layer else "",
+            tif, table = export_labels(path, np.asarray(labels.data), image=image,
+                                       name=image_layer.name if image_layer else labels.name,
                                        axes=md.get("unetseg_axes"), overwrite=overwrite,
                                        provenance=md.get("unetseg_provenance"))
         except (FileExistsError, ValueError, OSError) as exc:

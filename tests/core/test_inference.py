@@ -53,7 +53,9 @@ def test_tiles_cover_and_blend():
     assert len(grid) == len(grid.starts_y) * len(grid.starts_x)
     (th, tw), sy, sx = grid.size, grid.starts_y, grid.starts_x
     assert th <= 256 and tw <= 256 and th % 32 == 0 and tw % 32 == 0
-    assert sy[0] == 0 and sy[-1] + th == 1000 and sx[-1] + tw == 700
+    # Origins on the network's stride grid; the last tile reaches the padded end.
+    assert all(v % 32 == 0 for v in sy + sx)
+    assert sy[0] == 0 and sy[-1] + th == 1024 and sx[-1] + tw == 704
     assert min(a + th - b for a, b in zip(sy, sy[1:])) >= 64  # overlap kept
     # Tiles are no larger than needed: 2048 px in three tiles of 768, not of 1024.
     assert tile_grid((2048, 2048), 1024, 96).size == (768, 768)
@@ -69,9 +71,12 @@ def test_tiled_equals_untiled_for_an_image_that_fits_one_tile(fluo):
     if model is None:
         pytest.skip("needs the bundled model")
     pred = Predictor(model, "cpu")
-    image = fluo[0][:384, :512]
-    whole = pred.predict(image, tile=512)
-    tiled = pred.predict(image, tile=256, overlap=128)
+    pred = Predictor(model, "cpu", precision="fp32")
+    image = fluo[0]  # 520 x 696: one 1024 tile, or 2 x 2 tiles of 512
+    whole = pred.predict(image, tile=1024)
+    # Overlap 256: neighbours hand over ~120 px from their edges, beyond the network's reach.
+    tiled = pred.predict(image, tile=512, overlap=256)
+    assert pred.tile_count(image.shape, 512, 256) == 4
     assert np.abs(whole - tiled).max() < 1e-3
 
 

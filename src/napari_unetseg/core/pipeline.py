@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .inference import CancelFn, Predictor, ProgressFn, check_axes, planes_of, tile_grid
+from .inference import CancelFn, Predictor, ProgressFn, check_axes, planes_of
 from .normalize import plane_scaling
 from .postprocess import SeededWatershed, combine_planes, label_dtype
 
@@ -49,7 +49,7 @@ def segment_plane(
     scaling = plane_scaling(plane, predictor.normalization)
     bands = _band_starts(h, band_rows)
     band_tile = max(tile, band_rows + 2 * halo)
-    per_band = len(tile_grid((band_rows + 2 * halo, w), band_tile, 96))
+    per_band = predictor.tile_count((band_rows + 2 * halo, w), band_tile)
     # uint16 until the objects outnumber it: the result is most of the memory that grows
     # with the image.
     out = np.zeros((h, w), np.uint16)

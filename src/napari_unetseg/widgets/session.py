@@ -82,11 +82,10 @@ class SegmentationState:
 
 def segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick):
     """Worker: maps and labels for the chosen planes (no Qt, no napari)."""
-    from napari_unetseg.core.inference import tile_grid
     from napari_unetseg.core.postprocess import StackSegmentation
 
     stack = StackSegmentation(predictor.targets, view.stack_shape)
-    per_plane = len(tile_grid(view.plane_shape, 1024, 96))
+    per_plane = predictor.tile_count(view.plane_shape)
     total = per_plane * len(planes)
     for k, i in enumerate(planes):
         maps = predictor.predict_plane(

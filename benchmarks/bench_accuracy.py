@@ -5,7 +5,7 @@ thresholds) on the 66 images of val.txt, scores with the competition metric, and
 classical baseline (Otsu threshold + distance-transform watershed) in the same run.
 Prints JSON.
 
-    python benchmarks/bench_accuracy.py [--model default] [--tta]
+    python benchmarks/bench_accuracy.py [--model default] [--tta] [--precision fp32]
 """
 
 from __future__ import annotations
@@ -48,10 +48,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")
     ap.add_argument("--tta", action="store_true")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32"])
     args = ap.parse_args()
     ids = read_id_list(DATA / "val.txt")
     pairs = find_pairs(DATA / "images", DATA / "labels", ids)
-    pred = Predictor(args.model, "cpu")
+    pred = Predictor(args.model, "cpu", precision=args.precision)
     ours, base = [], []
     t0 = time.perf_counter()
     for ip, lp in pairs:
@@ -64,6 +65,7 @@ def main():
         "images": len(pairs),
         "thresholds": pred.thresholds,
         "tta": args.tta,
+        "backend": pred.backend,
         "model_scores": summarize(ours),
         "otsu_watershed_scores": summarize(base),
         "seconds": round(seconds),

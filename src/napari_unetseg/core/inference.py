@@ -394,6 +394,23 @@ class Predictor:
         return out.reshape(self.n_outputs, *stack_shape, h, w)
 
 
+_PREDICTORS: dict = {}
+
+
+def _predictor_for(model, device: str) -> Predictor:
+    """Reuse predictors for checkpoint paths: loading and export cost seconds per call."""
+    if not isinstance(model, (str, os.PathLike)):
+        return Predictor(model, device)
+    from .checkpoint import checkpoint_path
+
+    path = checkpoint_path(model)
+    key = (str(path), path.stat().st_mtime_ns if path.exists() else 0, device)
+    if key not in _PREDICTORS:
+        _PREDICTORS.clear()  # one model at a time: each holds its weights and a session
+        _PREDICTORS[key] = Predictor(model, device)
+    return _PREDICTORS[key]
+
+
 def predict(
     model,
     image: np.ndarray,
@@ -437,7 +454,7 @@ def predict(
     ndarray
         float32 of shape (C, *image spatial shape), e.g. (2, Y, X) or (2, Z, Y, X).
     """
-    return Predictor(model, device).predict(
+    return _predictor_for(model, device).predict(
         image,
         axes=axes,
         tile=tile,

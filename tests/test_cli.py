@@ -132,7 +132,7 @@ def test_train_errors_name_the_files(tmp_path):
     assert r.returncode == 2 and "not a folder" in r.stderr
 
 
-def test_quantize_then_predict_uses_int8_unless_fp32_is_asked(tmp_path, tiny_model_path):
+def test_quantize_then_predict_with_int8(tmp_path, tiny_model_path):
     from napari_unetseg.core import Predictor
 
     model = tmp_path / "m.pt"
@@ -140,11 +140,13 @@ def test_quantize_then_predict_uses_int8_unless_fp32_is_asked(tmp_path, tiny_mod
     r = unetseg("quantize", model, "--images", SAMPLES, "-n", "2")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "m.int8.onnx").exists()
-    assert Predictor(str(model), "cpu").backend == "onnxruntime-int8"
-    assert Predictor(str(model), "cpu", precision="fp32").backend == "onnxruntime"
+    assert Predictor(str(model), "cpu", precision="int8").backend == "onnxruntime-int8"
+    assert Predictor(str(model), "cpu").backend == "onnxruntime"
+    with pytest.raises(ValueError, match="unetseg quantize"):
+        Predictor(str(tiny_model_path), "cpu", precision="int8")
     from napari_unetseg.core.io import read_image
 
     img = read_image(SAMPLES / "tissue_stained.png")
-    a = Predictor(str(model), "cpu").predict(img)
-    b = Predictor(str(model), "cpu", precision="fp32").predict(img)
+    a = Predictor(str(model), "cpu", precision="int8").predict(img)
+    b = Predictor(str(model), "cpu").predict(img)
     assert a.shape == b.shape and np.abs(a - b).mean() < 0.05

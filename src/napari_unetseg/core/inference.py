@@ -214,20 +214,24 @@ class Predictor:
         A built or loaded model, a checkpoint path, or ``"default"`` for the bundled model.
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
-    precision : {"auto", "fp32"}
-        ``"auto"`` uses ``<checkpoint>.int8.onnx`` on the CPU when it exists beside a
-        checkpoint given by path (``unetseg quantize`` writes it); ``"fp32"`` never does.
+    precision : {"fp32", "int8"}
+        ``"int8"`` runs ``<checkpoint>.int8.onnx`` (made by ``unetseg quantize``) on the CPU:
+        about 1.3x faster, and 0.01 lower validation mAP for the bundled model.
     """
 
-    def __init__(self, model, device: str = "auto", precision: str = "auto"):
+    def __init__(self, model, device: str = "auto", precision: str = "fp32"):
         from .checkpoint import checkpoint_path, resolve_model
         from .optimize import int8_path, optimize_for_inference
 
-        if precision not in ("auto", "fp32"):
-            raise ValueError(f"precision must be 'auto' or 'fp32', got {precision!r}")
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
         int8_file = None
-        if precision == "auto" and isinstance(model, (str, os.PathLike)):
+        if precision == "int8":
+            if not isinstance(model, (str, os.PathLike)):
+                raise ValueError("precision='int8' needs a checkpoint path (or 'default')")
             int8_file = int8_path(checkpoint_path(model))
+            if not os.path.exists(int8_file):
+                raise ValueError(f"no int8 model at {int8_file}; make one with unetseg quantize")
         model = resolve_model(model)
         self.device = resolve_device(device)
         self.model = model

@@ -19,6 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import test_image
 
 
+def wait_for(app, cond, timeout: float = 600) -> None:
+    """Process Qt events until ``cond()`` holds or ``timeout`` seconds pass."""
+    t0 = time.perf_counter()
+    while not cond() and time.perf_counter() - t0 < timeout:
+        app.processEvents()
+        time.sleep(0.002)
+
+
 def main():
     import napari
     from qtpy.QtCore import QTimer
@@ -36,13 +44,7 @@ def main():
     viewer.window.add_dock_widget(widget)
     widget.model_panel.load(args.model)
 
-    def wait(cond, timeout=600):
-        t0 = time.perf_counter()
-        while not cond() and time.perf_counter() - t0 < timeout:
-            app.processEvents()
-            time.sleep(0.002)
-
-    wait(lambda: widget.model_panel.predictor is not None)
+    wait_for(app, lambda: widget.model_panel.predictor is not None)
     viewer.add_image(test_image(args.size), name="big")
     gaps, last = [], [time.perf_counter()]
 
@@ -56,7 +58,7 @@ def main():
     timer.start(5)
     t0 = time.perf_counter()
     widget.run()
-    wait(lambda: not widget.busy)
+    wait_for(app, lambda: not widget.busy)
     run_s = time.perf_counter() - t0
     run_gaps = list(gaps)
     gaps.clear()
@@ -70,7 +72,7 @@ def main():
     widget.seed_slider.setSliderDown(False)
     widget.seed_slider.sliderReleased.emit()
     t = time.perf_counter()
-    wait(lambda: not widget.updating)
+    wait_for(app, lambda: not widget.updating)
     settle_s = time.perf_counter() - t
     timer.stop()
     print(json.dumps({

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ui_stall import wait_for
 
 
 def main(out: str, model: str = "default") -> None:
@@ -32,16 +36,10 @@ def main(out: str, model: str = "default") -> None:
     viewer.window.add_dock_widget(seg, name="Segment nuclei (U-Net)", tabify=True)
     seg.model_panel.load(model)
 
-    def wait(cond, timeout=300):
-        t0 = time.perf_counter()
-        while not cond() and time.perf_counter() - t0 < timeout:
-            app.processEvents()
-            time.sleep(0.01)
-
-    wait(lambda: seg.model_panel.predictor is not None)
+    wait_for(app, lambda: seg.model_panel.predictor is not None)
     seg.maps_check.setChecked(False)
     seg.run()
-    wait(lambda: not seg.busy)
+    wait_for(app, lambda: not seg.busy)
     viewer.reset_view()
     for _ in range(50):
         app.processEvents()

@@ -72,7 +72,6 @@ def test_sliders_change_labels_without_running_the_network(
     viewer = make_napari_viewer()
     widget = open_widget(viewer, qtbot, tiny_model_path)
     image, _ = add_sample(viewer, "tissue_stained")
-    widget.show_maps = True
     widget.maps_check.setChecked(True)
     run(widget, qtbot)
     assert len(calls) == 1

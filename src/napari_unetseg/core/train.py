@@ -13,7 +13,7 @@ import numpy as np
 
 from .data import CropSampler, load_pair, load_samples
 from .metrics import image_scores, summarize
-from .postprocess import DEFAULT_THRESHOLDS, SeededWatershed
+from .postprocess import SeededWatershed
 
 #: Candidate thresholds searched on the validation maps after training.
 THRESHOLD_GRID = {
@@ -316,7 +316,7 @@ def finalize_thresholds(
     checkpoint: str | Path, val_pairs: list[tuple[Path, Path]], device: str = "auto"
 ) -> dict[str, Any]:
     """Tune the default thresholds of a trained checkpoint on validation images; rewrite it."""
-    from .checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+    from .checkpoint import load_checkpoint, save_checkpoint
 
     model, info = load_checkpoint(checkpoint)
     val = [load_pair(ip, lp) for ip, lp in val_pairs]
@@ -324,7 +324,7 @@ def finalize_thresholds(
     gts = [v[1] for v in val]
     before = score_maps(maps, gts, model.targets, model.thresholds)
     thresholds, scores = tune_thresholds(maps, gts, model.targets)
-    prov = dict(read_checkpoint_info(checkpoint)["provenance"])
+    prov = dict(info["provenance"])
     prov["validation_before_threshold_tuning"] = before
     prov["validation"] = scores
     prov["thresholds_tuned_on"] = f"{len(val)} validation images"
@@ -332,4 +332,4 @@ def finalize_thresholds(
     return {"thresholds": thresholds, "scores": scores, "before": before}
 
 
-__all__ = ["DEFAULT_THRESHOLDS", "TrainConfig", "finalize_thresholds", "train", "tune_thresholds"]
+__all__ = ["TrainConfig", "finalize_thresholds", "train", "tune_thresholds"]

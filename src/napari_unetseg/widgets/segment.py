@@ -31,7 +31,7 @@ from .session import STATE_KEY, ImageView, SegmentationState, segment_planes
 
 SCOPES = ("Current plane", "Whole stack")
 #: Planes larger than this are re-thresholded in a worker thread, latest thresholds first,
-#: so that dragging a slider never freezes the viewer (2048^2 takes ~0.2 s, 4096^2 ~1 s).
+#: so that dragging a slider does not block the viewer (2048^2 took 0.2 s on the UI thread).
 LIVE_PIXELS = 2 * 2**20
 
 

@@ -104,13 +104,15 @@ def test_train_small_run_writes_a_loadable_checkpoint(tmp_path):
     r = unetseg("train", "--images", images, "--labels", labels, "--val-list",
                 tmp_path / "val.txt", "--encoder", "unet", "--encoder-kwargs",
                 '{"depth": 2, "base_width": 4}', "--epochs", "2", "--crop", "64",
-                "--batch-size", "2", "--out", out)
+                "--batch-size", "2", "--weighted-loss", "--balance-styles", "--out", out)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["epochs"] == 2 and out.exists()
     assert (tmp_path / "m.pt.resume.pt").exists()
     info = json.loads(unetseg("info", out).stdout)
-    assert info["provenance"]["training"]["crop"] == 64
+    training = info["provenance"]["training"]
+    assert training["crop"] == 64
+    assert training["weighted_loss"] and training["balance_styles"]
     assert set(info["thresholds"]) == {"mask_threshold", "seed_threshold", "min_size"}
     # Resume continues the epoch count.
     r = unetseg("train", "--images", images, "--labels", labels, "--val-list",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import ImageReadError, list_images, read_image, read_labels
-from .normalize import normalize_plane
+from .normalize import normalize_plane, plane_scaling
 from .targets import make_targets, unet_weight_map
 
 
@@ -63,6 +63,32 @@ class Sample:
     name: str
     image: np.ndarray
     labels: np.ndarray
+    style: str = "gray"
+
+
+def image_style(image: np.ndarray, normalization: dict) -> str:
+    """Coarse imaging style of a raw image: ``color``, ``gray`` or ``gray-bright`` background.
+
+    Used to rebalance sampling between modalities (stained tissue is rare in most sets).
+    """
+    if image.ndim == 3 and image.shape[-1] >= 3:
+        rgb = image[..., :3]
+        gray = np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+        if not gray:
+            return "color"
+        image = rgb[..., 0]
+    return "gray-bright" if plane_scaling(image, normalization).invert else "gray"
+
+
+def style_balanced_weights(styles: list[str]) -> np.ndarray:
+    """Sampling probability per image so that each style's share grows as sqrt of its size.
+
+    A square-root rebalance, the usual compromise between sampling images uniformly (rare
+    modalities barely seen) and styles uniformly (a handful of rare images seen very often).
+    """
+    names, inverse, counts = np.unique(styles, return_inverse=True, return_counts=True)
+    per_image = np.sqrt(counts)[inverse] / counts[inverse]
+    return per_image / per_image.sum()
 
 
 def load_pair(image_path: Path, label_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +111,7 @@ def load_samples(pairs: list[tuple[Path, Path]], normalization: dict) -> list[Sa
     for ip, lp in pairs:
         image, labels = load_pair(ip, lp)
         x = normalize_plane(image, normalization).astype(np.float16)
-        out.append(Sample(ip.stem, x, labels.astype(np.int32)))
+        out.append(Sample(ip.stem, x, labels.astype(np.int32), image_style(image, normalization)))
     return out
 
 
@@ -156,7 +182,11 @@ class CropSampler:
         if rng.random() < 0.3:
             img = img + rng.normal(0, rng.uniform(0.005, 0.03), img.shape).astype(np.float32)
         tgt = make_targets(lab, self.targets, self.border_width)
-        wmap = unet_weight_map(lab) if self.weighted else None
+        # Sigmoid targets already get class balance from the Dice term: only the gap term
+        # (which is what separates touching nuclei) is added there.
+        wmap = (
+            unet_weight_map(lab, balance=self.targets == "three_class") if self.weighted else None
+        )
         return img.astype(np.float32), tgt, wmap
 
     def batch(self, indices):

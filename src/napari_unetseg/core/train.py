@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import CropSampler, load_pair, load_samples
+from .data import CropSampler, load_pair, load_samples, style_balanced_weights
 from .metrics import image_scores, summarize
 from .postprocess import SeededWatershed
 
@@ -35,6 +35,7 @@ class TrainConfig:
     upsample: str = "transposed"
     border_width: int = 2
     weighted_loss: bool = False
+    balance_styles: bool = False
     crop: int = 256
     batch_size: int = 8
     epochs: int | None = None
@@ -67,7 +68,7 @@ def predict_maps(model, images: list[np.ndarray], device: str = "cpu") -> list[n
     from .inference import Predictor
 
     pred = Predictor(model, device)
-    return [pred.predict_plane(im, tile=1024, overlap=128) for im in images]
+    return [pred.predict_plane(im) for im in images]
 
 
 def score_maps(
@@ -163,7 +164,7 @@ def train(
         # What defines the model comes from the checkpoint, not from the command line.
         previous = info.get("provenance", {}).get("training", {})
         for key in ("encoder", "encoder_kwargs", "encoder_weights", "pretrained", "upsample",
-                    "border_width", "weighted_loss"):
+                    "border_width", "weighted_loss", "balance_styles"):
             if key in previous:
                 setattr(config, key, previous[key])
         config.targets = model.targets
@@ -187,6 +188,11 @@ def train(
         samples, config.crop, config.targets, config.border_width, config.weighted_loss,
         seed=config.seed + (start_state["epoch"] if start_state else 0),
     )
+    style_p = style_balanced_weights([s.style for s in samples]) if config.balance_styles else None
+    if style_p is not None:
+        shares = {st: round(float(style_p[[s.style == st for s in samples]].sum()), 3)
+                  for st in sorted({s.style for s in samples})}
+        log(f"sampling shares by image style: {shares}")
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -244,7 +250,11 @@ def train(
     try:
         while progress_fraction() < 1.0:
             model.train()
-            order = sampler.rng.permutation(len(samples))
+            order = (
+                sampler.rng.choice(len(samples), len(samples), p=style_p)
+                if style_p is not None
+                else sampler.rng.permutation(len(samples))
+            )
             bar = tqdm(
                 range(steps_per_epoch), desc=f"epoch {epoch + 1}", leave=False,
                 disable=not show_progress, mininterval=5,

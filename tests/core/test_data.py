@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from napari_unetseg.core.data import (
+    CropSampler,
+    Sample,
+    image_style,
+    style_balanced_weights,
+)
+from napari_unetseg.core.io import read_image, read_labels
+from napari_unetseg.core.normalize import DEFAULT_NORMALIZATION, normalize_plane
+
+from ..conftest import SAMPLES
+
+
+@pytest.mark.parametrize(
+    ("name", "style"),
+    [("fluorescence_nuclei", "gray"), ("tissue_stained", "color"),
+     ("brightfield_nuclei", "gray-bright")],
+)
+def test_image_style_of_the_samples(name, style):
+    image = read_image(SAMPLES / f"{name}.png")
+    assert image_style(image, DEFAULT_NORMALIZATION) == style
+
+
+def test_style_balance_gives_rare_styles_sqrt_shares():
+    styles = ["gray"] * 90 + ["color"] * 9 + ["gray-bright"] * 1
+    p = style_balanced_weights(styles)
+    assert p.sum() == pytest.approx(1.0)
+    shares = {s: p[[t == s for t in styles]].sum() for s in set(styles)}
+    # sqrt(90) : sqrt(9) : sqrt(1) = 9.49 : 3 : 1
+    assert shares["gray"] / shares["color"] == pytest.approx(np.sqrt(10))
+    assert shares["color"] / shares["gray-bright"] == pytest.approx(3)
+    # Within a style, every image is equally likely.
+    assert len(set(np.round(p[:90], 12))) == 1
+
+
+def test_weighted_crops_emphasise_gaps_between_touching_nuclei():
+    image = read_image(SAMPLES / "fluorescence_nuclei.png")
+    labels = read_labels(SAMPLES / "fluorescence_nuclei_labels.tif").astype(np.int32)
+    sample = Sample("f", normalize_plane(image).astype(np.float16), labels, "gray")
+    sampler = CropSampler([sample], 128, "mask_border", 2, weighted=True,
+                          scale_range=(1.0, 1.0))
+    x, y, w = sampler.batch([0, 0])
+    assert x.shape == (2, 3, 128, 128) and y.shape == (2, 2, 128, 128)
+    assert w.shape == (2, 128, 128)
+    # Sigmoid targets: no class balancing (Dice does it), so plain pixels weigh 1 and
+    # only gaps between objects weigh more (up to 1 + w0).
+    assert float(w.min()) == pytest.approx(1.0)
+    assert 1.5 < float(w.max()) <= 11.0

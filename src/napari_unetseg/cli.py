@@ -45,6 +45,7 @@ def _cmd_train(args) -> int:
         upsample=args.upsample,
         border_width=args.border_width,
         weighted_loss=args.weighted_loss,
+        balance_styles=args.balance_styles,
         crop=args.crop,
         batch_size=args.batch_size,
         epochs=args.epochs,
@@ -206,6 +207,8 @@ def _cmd_quantize(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from napari_unetseg.core.inference import DEFAULT_TILE  # light: torch loads on first use
+
     p = argparse.ArgumentParser(
         prog="unetseg",
         description="U-Net nuclei/cell segmentation: train, evaluate, predict, inspect models.",
@@ -231,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--border-width", type=int, default=2)
     s.add_argument("--weighted-loss", action="store_true",
                    help="U-Net paper's border-weighted loss (w0=10, sigma=5)")
+    s.add_argument("--balance-styles", action="store_true",
+                   help="sample color, gray and bright-background images in sqrt proportion")
     s.add_argument("--out", required=True, help="checkpoint to write (MODEL.pt)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--epochs", type=int)
@@ -256,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder (one <stem>.tif per input)")
     s.add_argument("--model", default="default", help="'default' or a checkpoint file")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    s.add_argument("--tile", type=int, default=1024, help="tile size in pixels")
+    s.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                   help=f"largest tile edge in pixels (default {DEFAULT_TILE})")
     s.add_argument("--axes", help="axes of the inputs, e.g. TYX or ZYXC (default: guessed)")
     s.add_argument("--mask-threshold", type=float)
     s.add_argument("--seed-threshold", type=float)

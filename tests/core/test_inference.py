@@ -113,3 +113,26 @@ def test_tta_and_devices(tiny_model_path, fluo):
             resolve_device("cuda")
     with pytest.raises(ValueError, match="unknown device"):
         resolve_device("tpu")
+
+
+@pytest.mark.parametrize("encoder", ["unet", "timm:efficientnet_lite0"])
+def test_onnx_runtime_computes_what_pytorch_computes(encoder, fluo):
+    """The CPU runtime (split concatenations, folded batch norm) equals eager PyTorch."""
+    pytest.importorskip("onnxruntime")
+    from napari_unetseg.core import build_model
+    from napari_unetseg.core.normalize import normalize_plane
+    from napari_unetseg.core.optimize import OnnxRunner
+
+    torch.manual_seed(0)
+    model = build_model(encoder, 3)
+    model.train()
+    with torch.no_grad():  # give batch norm non-trivial running statistics
+        for _ in range(3):
+            model(torch.rand(2, 3, 64, 64) * 2)
+    model.eval()
+    x = normalize_plane(fluo[0][:160, :224])[None]
+    runner = OnnxRunner(model, threads=1)
+    assert runner.backend == "onnxruntime"
+    with torch.no_grad():
+        expected = model.probabilities(model(torch.from_numpy(x))).numpy()
+    np.testing.assert_allclose(runner(x), expected, atol=1e-4)

@@ -39,6 +39,7 @@ class UpStage(nn.Module):
             self.up = nn.Upsample(scale_factor=scale, mode=mode, align_corners=align)
             up_ch = in_ch
         self.conv = conv_block(up_ch + skip_ch, out_ch)
+        self.conv_skip_channels = skip_ch
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         x = self.up(x)

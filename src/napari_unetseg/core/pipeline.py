@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .inference import CancelFn, Predictor, ProgressFn, check_axes, planes_of
+from .inference import DEFAULT_TILE, CancelFn, Predictor, ProgressFn, check_axes, planes_of
 from .normalize import plane_scaling
 from .postprocess import SeededWatershed, combine_planes, label_dtype
 
 #: Planes with more pixels than this are segmented in bands (see :func:`segment_plane`).
 BAND_THRESHOLD_PIXELS = 16 * 2**20
-BAND_ROWS = 768  # + 2 x 128 halo = one 1024-pixel tile, the default tile size
 BAND_HALO = 128
+BAND_ROWS = DEFAULT_TILE - 2 * BAND_HALO  # a band and its halo make one default tile
 
 
 def _band_starts(height: int, rows: int) -> list[tuple[int, int]]:
@@ -23,7 +23,7 @@ def segment_plane(
     plane: np.ndarray,
     thresholds: dict,
     *,
-    tile: int = 1024,
+    tile: int = DEFAULT_TILE,
     tta: bool = False,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
@@ -101,7 +101,7 @@ def segment_image(
     thresholds: dict | None = None,
     *,
     axes: str | None = None,
-    tile: int = 1024,
+    tile: int = DEFAULT_TILE,
     tta: bool = False,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,

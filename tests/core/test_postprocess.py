@@ -79,3 +79,5 @@ def test_many_objects_give_uint32():
     maps = np.stack([mask, np.zeros_like(mask)])
     out = watershed_from_maps(np.stack([maps, maps], axis=1), "mask_border", 0.5, 0.5, 0)
     assert out.dtype == np.uint32 and out.max() == 2 * 150 * 300
+    one_plane = watershed_from_maps(maps, "mask_border", 0.5, 0.5, 0)
+    assert one_plane.dtype == np.uint16 and one_plane.max() == 150 * 300

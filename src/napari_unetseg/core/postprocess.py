@@ -204,14 +204,21 @@ def watershed_from_maps(
 
 
 def combine_planes(planes, shape: tuple[int, int, int]) -> np.ndarray:
-    """Stack per-plane labels (None = empty plane) with ids unique across the stack."""
-    out = np.zeros(shape, np.uint32)
+    """Stack per-plane labels (None = empty plane) with ids unique across the stack.
+
+    uint16 while the ids fit, uint32 from the plane where they stop fitting: napari draws
+    uint16 labels several times faster, and ImageJ reads them.
+    """
+    out = np.zeros(shape, np.uint16)
     offset = 0
     for i, lab in enumerate(planes):
         if lab is None:
             continue
-        out[i] = np.where(lab > 0, lab.astype(np.uint32) + offset, 0)
-        offset += int(lab.max())
+        top = offset + int(lab.max())
+        if label_dtype(top) != out.dtype:
+            out = out.astype(label_dtype(top))
+        out[i] = np.where(lab > 0, lab.astype(out.dtype) + offset, 0)
+        offset = top
     return out
 
 
@@ -278,7 +285,7 @@ class StackSegmentation:
         )
 
     def stack_labels(self, thresholds: dict, shape: tuple[int, ...]) -> np.ndarray:
-        """Labels of every plane with ids unique across the stack (uint32)."""
+        """Labels of every plane with ids unique across the stack (uint16, or uint32)."""
         per_plane = (
             self.plane_labels(i, thresholds) if i in self.sheds else None
             for i in range(self.n_planes)

@@ -20,3 +20,18 @@ def refresh_layer_combo(combo, viewer, layer_type, event=None) -> None:
     elif isinstance(added, layer_type):
         combo.setCurrentText(added.name)
     combo.blockSignals(False)
+
+
+def preload_labels_display() -> None:
+    """Import what napari needs to show a first Labels layer (call from a worker thread).
+
+    napari imports pandas and its labels visuals lazily when the first Labels layer is
+    added, ~0.3 s on the UI thread; importing them while inference runs moves that off it.
+    """
+    import importlib
+
+    for name in ("pandas", "napari._vispy.layers.labels", "napari._vispy.overlays.labels_polygon"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # a napari version without that module: nothing to preload
+            pass

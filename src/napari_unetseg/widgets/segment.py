@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
-from .common import refresh_layer_combo
+from .common import preload_labels_display, refresh_layer_combo
 from .model_panel import ModelPanel
 from .session import STATE_KEY, ImageView, SegmentationState, segment_planes
 
@@ -283,6 +283,8 @@ class SegmentWidget(QWidget):
         flat = layer.data.reshape(-1, *layer.data.shape[-2:])
         # Ids above everything in the stack stay unique until the release renumbers all.
         offset = int(flat.max())
+        if offset + int(lab.max()) > np.iinfo(flat.dtype).max:
+            return  # ids would overflow the layer's dtype; the release recomputes everything
         new = np.where(lab > 0, lab.astype(flat.dtype) + offset, 0)
         if state.edited is not None:
             edited = state.edited.reshape(flat.shape)[i]
@@ -310,7 +312,8 @@ class SegmentWidget(QWidget):
             if not state.told_about_edits:
                 state.told_about_edits = True
                 show_info("Objects you edited by hand are kept; only the rest is recomputed")
-        layer.data = labels
+        if layer.data is not labels:
+            layer.data = labels
         # Ids may have gaps after edits; counting them with bincount is ~20x faster than
         # np.unique on large images (this runs on the UI thread at every slider step).
         n = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
@@ -352,10 +355,13 @@ class SegmentWidget(QWidget):
         self.cancel_button.setEnabled(True)
         self.status_label.setText(f"Segmenting {name} on {predictor.device}…")
         self._pbar = progress(total=1, desc=f"Segmenting {name}")
-        worker = create_worker(
-            segment_planes, predictor, view, planes, self.thresholds(), self._cancel.is_set,
-            self._relay.tick.emit, _start_thread=False, _ignore_errors=True,
-        )
+        def work():
+            preload_labels_display()
+            return segment_planes(predictor, view, planes, thresholds, self._cancel.is_set,
+                                  self._relay.tick.emit)
+
+        thresholds = self.thresholds()
+        worker = create_worker(work, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda r: self._on_done(layer, view, predictor, r))
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)

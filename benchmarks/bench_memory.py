@@ -1,6 +1,6 @@
 """Peak memory of `unetseg predict` end to end (read -> maps -> labels -> TIFF).
 
-Runs the command on an 8192x8192 uint8 image and on a 1024x1024 one (one full tile), each
+Runs the command on an 8192x8192 uint8 image and on one of a single full tile (2048x2048), each
 in a fresh process that reports its own peak RSS. The small run holds the model, the runtime
 and one tile's working set; the difference divided by the extra pixels is the memory that
 grows with the image. Prints JSON.
@@ -45,16 +45,19 @@ def main():
     ap.add_argument("--size", type=int, default=8192)
     ap.add_argument("--model", default="default")
     args = ap.parse_args()
+    from napari_unetseg.core.inference import DEFAULT_TILE
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         tifffile.imwrite(tmp / "big.tif", test_image(args.size))
-        tifffile.imwrite(tmp / "small.tif", test_image(1024))
+        tifffile.imwrite(tmp / "small.tif", test_image(DEFAULT_TILE))
         small = peak_rss_mb(tmp / "small.tif", tmp / "out", args.model)
         big = peak_rss_mb(tmp / "big.tif", tmp / "out", args.model)
         labels = tifffile.imread(tmp / "out" / "big.tif")
-    pixels = args.size**2 - 1024**2
+    pixels = args.size**2 - DEFAULT_TILE**2
     print(json.dumps({
         "image": f"{args.size}x{args.size} uint8",
+        "small_run": f"{DEFAULT_TILE}x{DEFAULT_TILE} (one tile)",
         "peak_rss_mb_small_run": round(small),
         "peak_rss_mb_big_run": round(big),
         "image_dependent_bytes_per_pixel": round((big - small) * 2**20 / pixels, 2),

@@ -136,3 +136,30 @@ def test_onnx_runtime_computes_what_pytorch_computes(encoder, fluo):
     with torch.no_grad():
         expected = model.probabilities(model(torch.from_numpy(x))).numpy()
     np.testing.assert_allclose(runner(x), expected, atol=1e-4)
+
+
+def test_out_of_gpu_memory_for_one_tile_retries_with_smaller_tiles(tiny_model_path, fluo):
+    """A device that cannot hold one tile: smaller tiles, the same maps, no error."""
+    pred = Predictor(tiny_model_path, "cpu")
+    image = fluo[0][:300, :320]
+    expected = pred.predict(image, tile=512, overlap=128)
+    run = pred._run
+    sizes = []
+
+    def small_memory(batch):
+        sizes.append(batch.shape[-1])
+        if batch.shape[0] * batch.shape[-1] * batch.shape[-2] > 256 * 256:
+            raise torch.OutOfMemoryError("simulated")
+        return run(batch)
+
+    pred._run = small_memory
+    maps = pred.predict(image, tile=512, overlap=128, batch_size=2)
+    assert pred.max_tile == 256 and max(sizes[1:]) <= 256
+    np.testing.assert_allclose(maps, expected, atol=2e-3)
+
+    def no_memory(batch):
+        raise torch.OutOfMemoryError("simulated")
+
+    pred._run = no_memory  # even the smallest retried tile fails: a clear error
+    with pytest.raises(RuntimeError, match="out of cpu memory even for one"):
+        pred.predict(image, tile=256)

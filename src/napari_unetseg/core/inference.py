@@ -26,6 +26,14 @@ DEFAULT_TILE = 2048
 DEFAULT_OVERLAP = 256
 
 
+#: Below this tile edge an out-of-memory error is reported instead of retried.
+MIN_RETRY_TILE = 256
+
+
+class _TileTooLarge(Exception):
+    """One tile alone exhausted the device's memory."""
+
+
 class Cancelled(Exception):
     """Inference was cancelled between tiles; nothing was returned or written."""
 
@@ -247,6 +255,8 @@ class Predictor:
         self.normalization: dict = model.normalization
         self.thresholds: dict = dict(model.thresholds)
         self.n_outputs: int = model.head.out_channels
+        #: Largest tile this device has memory for (lowered after an out-of-memory error).
+        self.max_tile: int = 1 << 30
         self._run = optimize_for_inference(model, self.device, int8_file)
         log.info("inference on %s with %s", self.device, self._run.backend)
 
@@ -281,10 +291,7 @@ class Predictor:
             return acc / 4
         except torch.OutOfMemoryError:
             if batch.shape[0] == 1:
-                raise RuntimeError(
-                    f"out of {self.device.type} memory even for one tile; use a smaller tile "
-                    "size or the CPU"
-                ) from None
+                raise _TileTooLarge(batch.shape[-1]) from None
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             half = batch.shape[0] // 2
@@ -324,6 +331,7 @@ class Predictor:
             if self.targets == "three_class":
                 out[2] = 1
             return out
+        tile = min(tile, self.max_tile)
         grid = tile_grid((h, w), tile, overlap, align=self.model.total_stride)
         if batch_size is None:
             # A CPU is saturated by one large tile; batching only multiplies working memory.
@@ -343,7 +351,23 @@ class Predictor:
             chunk = tiles[b : b + batch_size]
             batch = np.stack([self._tile_input(plane, y, x, th, tw, scaling)
                               for _, _, y, x in chunk])
-            probs = self._forward_safe(batch, tta)
+            try:
+                probs = self._forward_safe(batch, tta)
+            except _TileTooLarge:
+                # One tile does not fit the device's memory: smaller tiles from now on.
+                if tile // 2 < MIN_RETRY_TILE:
+                    raise RuntimeError(
+                        f"out of {self.device.type} memory even for one {th}x{tw} tile; "
+                        "use the CPU"
+                    ) from None
+                self.max_tile = tile // 2
+                log.warning("out of %s memory for one tile; retrying with tiles of %d",
+                            self.device.type, self.max_tile)
+                return self.predict_plane(
+                    plane, tile=self.max_tile, overlap=min(overlap, self.max_tile // 4),
+                    batch_size=1, tta=tta, progress=progress, cancel=cancel, out=out,
+                    scaling=scaling, _done=_done, _total=_total,
+                )
             for (iy, ix, y, x), p in zip(chunk, probs):
                 vh, vw = min(th, h - y), min(tw, w - x)  # tiles may reach past the image
                 p = p[:, :vh, :vw]

@@ -5,7 +5,7 @@ thresholds) on the 66 images of val.txt, scores with the competition metric, and
 classical baseline (Otsu threshold + distance-transform watershed) in the same run.
 Prints JSON.
 
-    python benchmarks/bench_accuracy.py [--model default] [--tta] [--precision int8]
+    python benchmarks/bench_accuracy.py [--model default] [--tta] [--precision fp32|int8]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")
     ap.add_argument("--tta", action="store_true")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"])
     args = ap.parse_args()
     ids = read_id_list(DATA / "val.txt")
     pairs = find_pairs(DATA / "images", DATA / "labels", ids)

@@ -4,8 +4,8 @@ Prints JSON. Both run in this process, interleaved (best of N rounds each), so m
 hits both alike. "eager" is the bundled model in eval mode under torch.no_grad() on the whole
 normalized image, NCHW float32, default threads: what a user would write by hand. "ours" is
 napari_unetseg's Predictor end to end (normalization, tiles, blending) on the same image:
-with fp32 ONNX Runtime (the default), and int8 when the model has an ``.int8.onnx`` file
-(see ``unetseg quantize``).
+with fp32 ONNX Runtime, and int8 when the model has an ``.int8.onnx`` file (see ``unetseg
+quantize``). "default_backend" says which of the two ``Predictor(model)`` runs.
 
     python benchmarks/bench_inference.py [--model default] [--size 2048] [--rounds 3]
 """
@@ -53,7 +53,7 @@ def main():
             model.probabilities(model(x))
 
     t0 = time.perf_counter()
-    fp32 = Predictor(args.model, "cpu")  # the default
+    fp32 = Predictor(args.model, "cpu", precision="fp32")
     setup_s = time.perf_counter() - t0
     runners = {"eager": eager, "ours_fp32": lambda: fp32.predict(image)}
     try:
@@ -79,6 +79,7 @@ def main():
         "speedup_vs_eager": {k: round(best["eager"] / v, 2) for k, v in best.items()
                              if k != "eager"},
         "fp32_setup_s": round(setup_s, 2),
+        "default_backend": Predictor(args.model, "cpu").backend,
     }
     print(json.dumps(out, indent=2))
 

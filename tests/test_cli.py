@@ -143,7 +143,9 @@ def test_quantize_then_predict_with_int8(tmp_path, tiny_model_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "m.int8.onnx").exists()
     assert Predictor(str(model), "cpu", precision="int8").backend == "onnxruntime-int8"
-    assert Predictor(str(model), "cpu").backend == "onnxruntime"
+    # auto (the default) takes the int8 file made from this checkpoint; fp32 on request
+    assert Predictor(str(model), "cpu").backend == "onnxruntime-int8"
+    assert Predictor(str(model), "cpu", precision="fp32").backend == "onnxruntime"
     with pytest.raises(ValueError, match="unetseg quantize"):
         Predictor(str(tiny_model_path), "cpu", precision="int8")
     from napari_unetseg.core.io import read_image
@@ -152,3 +154,16 @@ def test_quantize_then_predict_with_int8(tmp_path, tiny_model_path):
     a = Predictor(str(model), "cpu", precision="int8").predict(img)
     b = Predictor(str(model), "cpu").predict(img)
     assert a.shape == b.shape and np.abs(a - b).mean() < 0.05
+
+
+def test_int8_file_of_a_retrained_checkpoint_is_not_used(tmp_path, tiny_model_path):
+    from napari_unetseg.core import Predictor, build_model, save_checkpoint
+
+    model = tmp_path / "m.pt"
+    shutil.copy(tiny_model_path, model)
+    assert unetseg("quantize", model, "--images", SAMPLES, "-n", "1").returncode == 0
+    # the user retrains into the same file: the int8 file no longer belongs to it
+    save_checkpoint(build_model("unet", 3, encoder_kwargs={"depth": 2, "base_width": 4}), model)
+    assert Predictor(str(model), "cpu").backend == "onnxruntime"
+    with pytest.raises(ValueError, match="another version.*unetseg quantize"):
+        Predictor(str(model), "cpu", precision="int8")

@@ -112,7 +112,8 @@ def _cmd_predict(args) -> int:
     for key in ("mask_threshold", "seed_threshold", "min_size"):
         if getattr(args, key) is not None:
             thresholds[key] = getattr(args, key)
-    print(f"model {args.model} on {predictor.device}; thresholds {thresholds}", file=sys.stderr)
+    print(f"model {args.model} on {predictor.device} ({predictor.backend}); thresholds "
+          f"{thresholds}", file=sys.stderr)
     failures = 0
     for path in tqdm(files, desc="images", unit="image", disable=args.quiet):
         target = out_dir / f"{path.stem}.tif"
@@ -201,7 +202,7 @@ def _cmd_quantize(args) -> int:
         pad = ((0, 0), (0, (-tile.shape[1]) % m), (0, (-tile.shape[2]) % m))
         tiles.append(np.pad(tile, pad, mode="edge"))
     out = args.out or int8_path(src)
-    quantize_int8(model, tiles, out)
+    quantize_int8(model, tiles, out, source=src)
     print(json.dumps({"int8_model": str(out), "calibration_images": len(tiles)}))
     return 0
 
@@ -271,9 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--save-maps", action="store_true", help="also write <stem>_maps.tif")
     s.add_argument("--overwrite", action="store_true", help="replace existing label files")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
-    s.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
-                   help="int8: MODEL.int8.onnx (unetseg quantize), faster on CPUs, a bit less "
-                        "accurate")
+    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"],
+                   help="int8: MODEL.int8.onnx made by unetseg quantize, faster on CPUs; auto "
+                        "(default): int8 on the CPU when that file exists for this checkpoint")
     s.set_defaults(func=_cmd_predict)
 
     s = sub.add_parser("quantize", help="make an int8 version of a model for faster CPU use")

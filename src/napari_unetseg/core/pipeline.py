@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from .inference import DEFAULT_TILE, CancelFn, Predictor, ProgressFn, check_axes, planes_of
 from .normalize import plane_scaling
@@ -66,16 +67,11 @@ def segment_plane(
         n = int(lab.max())
         if n == 0:
             continue
-        # Top row and bottom row of every object in band coordinates.
-        rows = np.arange(ya, yb, dtype=np.int64)[:, None]
-        big = np.iinfo(np.int64).max
-        top = np.full(n + 1, big, np.int64)
-        bottom = np.full(n + 1, -1, np.int64)
-        fg = lab > 0
-        ids = lab[fg]
-        yy = np.broadcast_to(rows, lab.shape)[fg]
-        np.minimum.at(top, ids, yy)
-        np.maximum.at(bottom, ids, yy)
+        # Top and bottom row (plane coordinates) of every object, from its bounding box.
+        boxes = ndi.find_objects(lab)
+        top = np.array([b[0].start if b else h for b in boxes], np.int64) + ya
+        bottom = np.array([b[0].stop - 1 if b else -1 for b in boxes], np.int64) + ya
+        top, bottom = np.r_[h, top], np.r_[-1, bottom]
         keep = (top >= y0) & (top < y1)
         if ya > 0:
             keep &= top > ya  # touches the upper cut: another band sees it whole

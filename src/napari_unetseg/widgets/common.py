@@ -27,6 +27,8 @@ def preload_labels_display() -> None:
 
     napari imports pandas and its labels visuals lazily when the first Labels layer is
     added, ~0.3 s on the UI thread; importing them while inference runs moves that off it.
+    The labels polygon tool's line visuals then build vispy's dash patterns (~110 ms of
+    numpy, cached by vispy after the first time); building them here fills that cache.
     """
     import importlib
 
@@ -35,3 +37,8 @@ def preload_labels_display() -> None:
             importlib.import_module(name)
         except ImportError:  # a napari version without that module: nothing to preload
             pass
+    try:
+        from vispy.visuals.line.dash_atlas import DashAtlas
+    except ImportError:
+        return
+    DashAtlas()

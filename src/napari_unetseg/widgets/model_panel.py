@@ -218,4 +218,4 @@ def _load_predictor(path: str, device: str):
     from napari_unetseg.core.inference import Predictor, available_devices
 
     model, info = load_checkpoint(path)
-    return Predictor(model, device), info, available_devices()
+    return Predictor(model, device, checkpoint=path), info, available_devices()

@@ -1,7 +1,8 @@
 """Validation figures of a model on the shared DSB2018 split, through the full pipeline.
 
 Runs the same path as `unetseg predict` (segment_image with the checkpoint's default
-thresholds) on the 66 images of val.txt, scores with the competition metric, and scores a
+thresholds) on the 66 images of val.txt, scores with the competition metric (also per
+imaging style: stained tissue in color, gray with dark or bright background), and scores a
 classical baseline (Otsu threshold + distance-transform watershed) in the same run.
 Prints JSON.
 
@@ -41,7 +42,7 @@ def otsu_watershed(image: np.ndarray) -> np.ndarray:
 
 def main():
     from napari_unetseg.core import Predictor
-    from napari_unetseg.core.data import find_pairs, load_pair, read_id_list
+    from napari_unetseg.core.data import find_pairs, image_style, load_pair, read_id_list
     from napari_unetseg.core.metrics import image_scores, summarize
     from napari_unetseg.core.pipeline import segment_image
 
@@ -53,13 +54,19 @@ def main():
     ids = read_id_list(DATA / "val.txt")
     pairs = find_pairs(DATA / "images", DATA / "labels", ids)
     pred = Predictor(args.model, "cpu", precision=args.precision)
-    ours, base = [], []
+    ours, base, styles = [], [], []
     t0 = time.perf_counter()
     for ip, lp in pairs:
         image, gt = load_pair(ip, lp)
         ours.append(image_scores(gt, segment_image(pred, image, tta=args.tta)))
         base.append(image_scores(gt, otsu_watershed(image)))
+        styles.append(image_style(image, pred.normalization))
     seconds = time.perf_counter() - t0
+    by_style = {
+        style: dict(summarize([s for s, k in zip(ours, styles) if k == style]),
+                    images=styles.count(style))
+        for style in sorted(set(styles))
+    }
     print(json.dumps({
         "model": args.model,
         "images": len(pairs),
@@ -67,6 +74,7 @@ def main():
         "tta": args.tta,
         "backend": pred.backend,
         "model_scores": summarize(ours),
+        "model_scores_by_style": by_style,
         "otsu_watershed_scores": summarize(base),
         "seconds": round(seconds),
     }, indent=2))

@@ -167,3 +167,7 @@ def test_int8_file_of_a_retrained_checkpoint_is_not_used(tmp_path, tiny_model_pa
     assert Predictor(str(model), "cpu").backend == "onnxruntime"
     with pytest.raises(ValueError, match="another version.*unetseg quantize"):
         Predictor(str(model), "cpu", precision="int8")
+    (tmp_path / "m.int8.onnx").write_bytes(b"not onnx")  # damaged: fp32, or a clear error
+    assert Predictor(str(model), "cpu").backend == "onnxruntime"
+    with pytest.raises(ValueError, match="not a readable ONNX model"):
+        Predictor(str(model), "cpu", precision="int8")

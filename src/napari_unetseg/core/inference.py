@@ -239,7 +239,14 @@ def _int8_for(checkpoint, required: bool) -> str | None:
         if required:
             raise ValueError(f"no int8 model at {path}; make one with unetseg quantize")
         return None
-    source = int8_source(path)
+    try:
+        source = int8_source(path)
+    except Exception as exc:  # a damaged file: say so, and run fp32 unless int8 was asked for
+        if required:
+            raise ValueError(f"{path} is not a readable ONNX model ({exc}); run unetseg "
+                             "quantize again") from None
+        log.warning("%s is not a readable ONNX model; running fp32", path)
+        return None
     if source is not None and source != file_sha256(checkpoint):
         msg = f"{path} was made from another version of {checkpoint}; run unetseg quantize again"
         if required:
@@ -247,7 +254,10 @@ def _int8_for(checkpoint, required: bool) -> str | None:
         log.warning("%s (running fp32 meanwhile)", msg)
         return None
     if source is None and not required:
-        return None  # made by an older version: only on request
+        # Made before int8 files recorded their checkpoint: it may be stale, so only on request.
+        log.info("%s does not say which checkpoint it was made from; running fp32 (run "
+                 "unetseg quantize again to use int8 by default)", path)
+        return None
     return path
 
 

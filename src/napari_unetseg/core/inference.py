@@ -23,7 +23,7 @@ CancelFn = Callable[[], bool]
 DEFAULT_TILE = 2048
 #: Neighbouring tiles overlap by this much and hand over in its middle, 128 px inside each
 #: tile, where the bundled model's outputs differ from a whole-image pass by at most 0.09
-#: (0.15 at 32 px, 0.98 at the edge; measured on the bright-field sample).
+#: (0.15 at 32 px, 0.98 at the edge: benchmarks/bench_tile_reach.py).
 DEFAULT_OVERLAP = 256
 
 

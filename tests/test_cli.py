@@ -152,7 +152,7 @@ def test_quantize_then_predict_with_int8(tmp_path, tiny_model_path):
 
     img = read_image(SAMPLES / "tissue_stained.png")
     a = Predictor(str(model), "cpu", precision="int8").predict(img)
-    b = Predictor(str(model), "cpu").predict(img)
+    b = Predictor(str(model), "cpu", precision="fp32").predict(img)
     assert a.shape == b.shape and np.abs(a - b).mean() < 0.05
 
 

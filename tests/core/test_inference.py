@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from napari_unetseg.core import Cancelled, Predictor, predict
-from napari_unetseg.core.inference import check_axes, guess_axes, resolve_device, tile_grid
+from napari_unetseg.core.inference import check_axes, guess_axes, resolve_device
 
 
 def test_axes_guess_and_override():
@@ -46,21 +46,6 @@ def test_color_stacks_nan_and_constant(tiny_model_path, tissue):
     assert const.max() == 0  # empty image: empty maps, not noise
     with pytest.raises(ValueError, match="unsupported image shape"):
         pred.predict(np.zeros((2, 3, 4, 5, 6, 7)))
-
-
-def test_tiles_cover_and_blend():
-    grid = tile_grid((1000, 700), 256, 64)
-    assert len(grid) == len(grid.starts_y) * len(grid.starts_x)
-    (th, tw), sy, sx = grid.size, grid.starts_y, grid.starts_x
-    assert th <= 256 and tw <= 256 and th % 32 == 0 and tw % 32 == 0
-    # Origins on the network's stride grid; the last tile reaches the padded end.
-    assert all(v % 32 == 0 for v in sy + sx)
-    assert sy[0] == 0 and sy[-1] + th == 1024 and sx[-1] + tw == 704
-    assert min(a + th - b for a, b in zip(sy, sy[1:])) >= 64  # overlap kept
-    # Tiles are no larger than needed: 2048 px in three tiles of 768, not of 1024.
-    assert tile_grid((2048, 2048), 1024, 96).size == (768, 768)
-    for axis, n in ((0, 1000), (1, 700)):
-        assert grid.weight_sum(axis, n).min() > 0.5
 
 
 def test_tiled_equals_untiled_for_an_image_that_fits_one_tile():

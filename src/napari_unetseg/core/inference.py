@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 
 from .normalize import PlaneScaling, apply_scaling, plane_scaling
+from .tiling import tile_grid
 
 log = logging.getLogger(__name__)
 
@@ -92,101 +91,6 @@ def planes_of(image: np.ndarray, axes: str) -> tuple[np.ndarray, tuple[int, ...]
     return image.reshape(-1, *image.shape[n_lead:]), stack_shape
 
 
-# --------------------------------------------------------------------------- tiling
-
-
-@dataclass(frozen=True)
-class TileGrid:
-    """Tile origins along Y and X and the separable blending windows."""
-
-    size: tuple[int, int]
-    starts_y: tuple[int, ...]
-    starts_x: tuple[int, ...]
-    overlap: int
-
-    def windows(self, axis: int) -> list[np.ndarray]:
-        starts = self.starts_y if axis == 0 else self.starts_x
-        return [
-            _window(self.size[axis], self.overlap, first=i == 0, last=i == len(starts) - 1)
-            for i in range(len(starts))
-        ]
-
-    def weight_sum(self, axis: int, length: int) -> np.ndarray:
-        starts = self.starts_y if axis == 0 else self.starts_x
-        total = np.zeros(length, np.float32)
-        for s, w in zip(starts, self.windows(axis)):
-            part = total[s : s + w.size]
-            part += w[: part.size]
-        return total
-
-    def __iter__(self) -> Iterator[tuple[int, int, int, int]]:
-        for iy, y in enumerate(self.starts_y):
-            for ix, x in enumerate(self.starts_x):
-                yield iy, ix, y, x
-
-    def __len__(self) -> int:
-        return len(self.starts_y) * len(self.starts_x)
-
-
-def _axis_tiles(
-    length: int, tile: int, overlap: int, align: int = 32
-) -> tuple[int, tuple[int, ...]]:
-    """Tile size and origins along one axis, on the axis padded to a multiple of ``align``.
-
-    Origins and sizes are multiples of ``align`` (the network's total stride), so that every
-    tile samples its deepest features on the same grid as the whole image would; neighbours
-    overlap by at least ``overlap``. As few tiles as fit ``tile``, each only as large as
-    needed, spread evenly: a 2048-pixel axis takes three 768-pixel tiles rather than three
-    of 1024 (78 % more pixels computed).
-    """
-    padded = align * math.ceil(length / align)
-    tile = max(align, tile // align * align)
-    if padded <= tile:
-        return padded, (0,)
-    n = math.ceil((padded - overlap) / (tile - overlap))
-    while True:
-        size = min(tile, align * math.ceil((padded + (n - 1) * overlap) / n / align))
-        starts = tuple(align * round(i * (padded - size) / (n - 1) / align) for i in range(n))
-        if all(a + size - b >= overlap for a, b in zip(starts, starts[1:])):
-            return size, starts
-        n += 1  # rounding to the grid ate into an overlap: one more tile
-
-
-def _window(size: int, overlap: int, first: bool, last: bool) -> np.ndarray:
-    """1D blending weights of one tile.
-
-    Near a tile's inner edges the network lacks context (for the bundled model, outputs
-    differ from a whole-image pass up to ~110 px inside). Each pair of neighbours therefore
-    hands over in the middle of their overlap: zero weight over the outer
-    ``(overlap - ramp) / 2`` pixels, then a short cosine ramp whose two halves sum to one.
-    """
-    w = np.ones(size, np.float32)
-    ramp = min(16, overlap // 2)
-    if ramp > 0:
-        margin = (overlap - ramp) // 2
-        up = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
-        edge = np.concatenate([np.zeros(margin), up]).astype(np.float32)
-        if not first:
-            w[: edge.size] = edge
-        if not last:
-            w[size - edge.size :] = edge[::-1]
-    return w
-
-
-def tile_grid(shape: tuple[int, int], tile: int, overlap: int, align: int = 32) -> TileGrid:
-    """Tiles of at most ``tile`` pixels covering ``shape``, overlapping by ``overlap``.
-
-    Tiles at the far edges may reach past the image (by less than ``align``); those pixels
-    are filled by reflection, as a whole-image pass pads them.
-    """
-    if tile < 32:
-        raise ValueError(f"tile size must be at least 32 pixels, got {tile}")
-    overlap = int(min(max(overlap, 0), tile // 2))
-    size_y, starts_y = _axis_tiles(shape[0], tile, overlap, align)
-    size_x, starts_x = _axis_tiles(shape[1], tile, overlap, align)
-    return TileGrid((size_y, size_x), starts_y, starts_x, overlap=overlap)
-
-
 # --------------------------------------------------------------------------- devices
 
 
@@ -222,45 +126,6 @@ def resolve_device(device: str = "auto"):
 # --------------------------------------------------------------------------- predictor
 
 
-def _int8_for(checkpoint, required: bool) -> str | None:
-    """The int8 ONNX file to run for ``checkpoint``, or None to run fp32.
-
-    With ``required`` (precision="int8") a missing or stale file is a ValueError; otherwise
-    it just means fp32.
-    """
-    from .optimize import file_sha256, int8_path, int8_source
-
-    if checkpoint is None:
-        if required:
-            raise ValueError("precision='int8' needs a checkpoint path (or 'default')")
-        return None
-    path = int8_path(checkpoint)
-    if not os.path.exists(path):
-        if required:
-            raise ValueError(f"no int8 model at {path}; make one with unetseg quantize")
-        return None
-    try:
-        source = int8_source(path)
-    except Exception as exc:  # a damaged file: say so, and run fp32 unless int8 was asked for
-        if required:
-            raise ValueError(f"{path} is not a readable ONNX model ({exc}); run unetseg "
-                             "quantize again") from None
-        log.warning("%s is not a readable ONNX model; running fp32", path)
-        return None
-    if source is not None and source != file_sha256(checkpoint):
-        msg = f"{path} was made from another version of {checkpoint}; run unetseg quantize again"
-        if required:
-            raise ValueError(msg)
-        log.warning("%s (running fp32 meanwhile)", msg)
-        return None
-    if source is None and not required:
-        # Made before int8 files recorded their checkpoint: it may be stale, so only on request.
-        log.info("%s does not say which checkpoint it was made from; running fp32 (run "
-                 "unetseg quantize again to use int8 by default)", path)
-        return None
-    return path
-
-
 class Predictor:
     """A model prepared for inference on one device.
 
@@ -282,7 +147,7 @@ class Predictor:
     def __init__(self, model, device: str = "auto", precision: str = "auto", *,
                  checkpoint: str | os.PathLike | None = None):
         from .checkpoint import checkpoint_path, resolve_model
-        from .optimize import optimize_for_inference
+        from .optimize import int8_file_for, optimize_for_inference
 
         if precision not in ("auto", "fp32", "int8"):
             raise ValueError(f"precision must be 'auto', 'fp32' or 'int8', got {precision!r}")
@@ -296,7 +161,7 @@ class Predictor:
                              f"{self.device.type}")
         int8_file = None
         if precision == "int8" or (precision == "auto" and self.device.type == "cpu"):
-            int8_file = _int8_for(checkpoint, required=precision == "int8")
+            int8_file = int8_file_for(checkpoint, required=precision == "int8")
         model = resolve_model(model)
         self.model = model
         self.targets: str = model.targets

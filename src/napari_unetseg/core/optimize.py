@@ -167,13 +167,13 @@ def optimize_for_inference(model, device, int8_file: str | None = None):
     """Return ``run(batch) -> probabilities`` for (N, C, H, W) float32 batches.
 
     H and W must be multiples of ``model.total_stride`` (the Predictor pads tiles). On the
-    CPU an int8 ONNX file made by :func:`quantize_int8` is used when one is given and exists.
+    CPU the int8 ONNX file chosen by :func:`int8_file_for` is run when one is given.
     """
     model.eval()
     wanted = os.environ.get(BACKEND_ENV, "auto").lower()
     if device.type == "cpu" and wanted in ("auto", "onnxruntime"):
         try:
-            if int8_file is not None and os.path.exists(int8_file):
+            if int8_file is not None:
                 return OnnxRunner(model, onnx_file=int8_file)
             return OnnxRunner(model)
         except ImportError:
@@ -265,3 +265,40 @@ def quantize_int8(
         onnx.helper.set_model_props(q, {SOURCE_KEY: file_sha256(source)})
         onnx.save(q, os.fspath(out_path))
     return os.fspath(out_path)
+
+
+def int8_file_for(checkpoint, required: bool) -> str | None:
+    """The int8 ONNX file to run for ``checkpoint``, or None to run fp32.
+
+    With ``required`` (precision="int8") a missing or stale file is a ValueError; otherwise
+    it just means fp32.
+    """
+    if checkpoint is None:
+        if required:
+            raise ValueError("precision='int8' needs a checkpoint path (or 'default')")
+        return None
+    path = int8_path(checkpoint)
+    if not os.path.exists(path):
+        if required:
+            raise ValueError(f"no int8 model at {path}; make one with unetseg quantize")
+        return None
+    try:
+        source = int8_source(path)
+    except Exception as exc:  # a damaged file: say so, and run fp32 unless int8 was asked for
+        if required:
+            raise ValueError(f"{path} is not a readable ONNX model ({exc}); run unetseg "
+                             "quantize again") from None
+        log.warning("%s is not a readable ONNX model; running fp32", path)
+        return None
+    if source is not None and source != file_sha256(checkpoint):
+        msg = f"{path} was made from another version of {checkpoint}; run unetseg quantize again"
+        if required:
+            raise ValueError(msg)
+        log.warning("%s (running fp32 meanwhile)", msg)
+        return None
+    if source is None and not required:
+        # Made before int8 files recorded their checkpoint: it may be stale, so only on request.
+        log.info("%s does not say which checkpoint it was made from; running fp32 (run "
+                 "unetseg quantize again to use int8 by default)", path)
+        return None
+    return path

@@ -122,6 +122,42 @@ def test_train_small_run_writes_a_loadable_checkpoint(tmp_path):
     assert json.loads(r.stdout)["epochs"] == 3
 
 
+def test_train_init_fine_tunes_a_checkpoint_with_new_options(tmp_path, tiny_model_path):
+    if not SHARED.exists():
+        pytest.skip("shared DSB2018 data not present")
+    import torch
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    ids = sorted(p.stem for p in (SHARED / "images").glob("*.png"))[5:8]
+    for i in ids:
+        (images / f"{i}.png").symlink_to(SHARED / "images" / f"{i}.png")
+        (labels / f"{i}.tif").symlink_to(SHARED / "labels" / f"{i}.tif")
+    out = tmp_path / "tuned.pt"
+    r = unetseg("train", "--images", images, "--labels", labels, "--init", tiny_model_path,
+                "--border-width", "3", "--epochs", "1", "--crop", "64", "--batch-size", "2",
+                "--lr", "1e-3", "--out", out)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(unetseg("info", out).stdout)
+    training = info["provenance"]["training"]
+    assert training["init"] == str(tiny_model_path.resolve())
+    assert training["border_width"] == 3
+    assert info["config"] == json.loads(unetseg("info", tiny_model_path).stdout)["config"]
+    before = torch.load(tiny_model_path, weights_only=False)["state_dict"]
+    after = torch.load(out, weights_only=False)["state_dict"]
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it did train
+    # Fine-tuning and continuing a run exclude each other; a missing model is one line.
+    r = unetseg("train", "--images", images, "--labels", labels, "--init", tiny_model_path,
+                "--resume", out, "--epochs", "1", "--out", tmp_path / "x.pt")
+    assert r.returncode == 2 and "not both" in r.stderr
+    r = unetseg("train", "--images", images, "--labels", labels, "--init",
+                tmp_path / "nowhere.pt", "--epochs", "1", "--out", tmp_path / "x.pt")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_train_errors_name_the_files(tmp_path):
     images, labels = tmp_path / "images", tmp_path / "labels"
     images.mkdir()

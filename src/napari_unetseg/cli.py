@@ -54,7 +54,9 @@ def _cmd_train(args) -> int:
         device=args.device,
         seed=args.seed,
     )
-    summary = train(config, train_pairs, val_pairs, args.out, resume=args.resume,
+    if args.resume and args.init:
+        raise UserError("give --resume (continue a run) or --init (fine-tune), not both")
+    summary = train(config, train_pairs, val_pairs, args.out, resume=args.resume, init=args.init,
                     log=lambda s: print(s, file=sys.stderr, flush=True))
     if val_pairs and not args.no_tune and Path(args.out).exists():
         summary["thresholds"] = finalize_thresholds(args.out, val_pairs, args.device)
@@ -247,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--resume", help="continue from this checkpoint (and its .resume.pt)")
+    s.add_argument("--init", metavar="MODEL",
+                   help="fine-tune this checkpoint ('default': the bundled model) on your "
+                        "images; its architecture is kept, the training options given here apply")
     s.add_argument("--no-tune", action="store_true",
                    help="keep default thresholds instead of tuning them on the validation set")
     s.set_defaults(func=_cmd_train)

@@ -45,6 +45,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     channels_last: bool = True
+    init: str | None = None
 
 
 def loss_fn(logits, target, weights, targets: str):
@@ -115,6 +116,7 @@ def train(
     out: str | Path,
     *,
     resume: str | Path | None = None,
+    init: str | Path | None = None,
     log: Callable[[str], None] = print,
     show_progress: bool = True,
 ) -> dict[str, Any]:
@@ -129,7 +131,12 @@ def train(
         Checkpoint path. Training state for ``resume`` goes to ``<out>.resume.pt``.
     resume : str or Path, optional
         A checkpoint written by an earlier run; training continues from its resume state
-        when present (optimizer, schedule, epoch), otherwise fine-tunes its weights.
+        when present (optimizer, schedule, epoch), otherwise fine-tunes its weights. The
+        training options stored in it (border width, loss, sampling) replace ``config``'s.
+    init : str or Path, optional
+        A checkpoint (or ``"default"``) to fine-tune: its architecture, normalization and
+        weights are the starting point; the schedule starts afresh and ``config``'s training
+        options (border width, loss, sampling, learning rate) apply.
     log : callable
         Receives one line per epoch.
     show_progress : bool
@@ -149,6 +156,8 @@ def train(
 
     if config.epochs is None and config.time_budget_min is None:
         raise ValueError("give a number of epochs or a time budget")
+    if resume is not None and init is not None:
+        raise ValueError("give either resume (continue a run) or init (fine-tune), not both")
     out = Path(out)
     state_path = out.with_name(out.name + ".resume.pt")
     device = resolve_device(config.device)
@@ -168,6 +177,15 @@ def train(
             if key in previous:
                 setattr(config, key, previous[key])
         config.targets = model.targets
+    elif init is not None:
+        model, info = load_checkpoint(init)
+        built = info["config"]
+        for key in ("encoder", "encoder_kwargs", "upsample"):
+            setattr(config, key, built[key])
+        config.targets = model.targets
+        config.encoder_weights, config.pretrained = None, False
+        config.init = "default" if str(init) == "default" else str(Path(init).resolve())
+        log(f"fine-tuning {info['path']} ({config.encoder}, {config.targets} targets)")
     else:
         model = build_model(
             config.encoder,

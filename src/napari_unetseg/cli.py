@@ -43,7 +43,7 @@ def _cmd_train(args) -> int:
         pretrained=args.pretrained,
         targets=args.targets,
         upsample=args.upsample,
-        border_width=args.border_width,
+        **({} if args.border_width is None else {"border_width": args.border_width}),
         weighted_loss=args.weighted_loss,
         balance_styles=args.balance_styles,
         crop=args.crop,
@@ -53,6 +53,7 @@ def _cmd_train(args) -> int:
         lr=args.lr,
         device=args.device,
         seed=args.seed,
+        compile=args.compile,
     )
     if args.resume and args.init:
         raise UserError("give --resume (continue a run) or --init (fine-tune), not both")
@@ -234,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--targets", default="mask_border", choices=["mask_border", "three_class"])
     s.add_argument("--upsample", default="transposed",
                    choices=["nearest", "bilinear", "transposed"])
-    s.add_argument("--border-width", type=int, default=2)
+    s.add_argument("--border-width", type=int,
+                   help="border thickness in pixels (default 3, chosen by validation score)")
     s.add_argument("--weighted-loss", action="store_true",
                    help="U-Net paper's border-weighted loss (w0=10, sigma=5)")
     s.add_argument("--balance-styles", action="store_true",
@@ -248,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, default=2e-3)
     s.add_argument("--device", default="auto")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--compile", action="store_true",
+                   help="torch.compile the model for training (see bench_training.py)")
     s.add_argument("--resume", help="continue from this checkpoint (and its .resume.pt)")
     s.add_argument("--init", metavar="MODEL",
                    help="fine-tune this checkpoint ('default': the bundled model) on your "

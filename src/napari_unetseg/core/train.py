@@ -14,6 +14,7 @@ import numpy as np
 from .data import CropSampler, load_pair, load_samples, style_balanced_weights
 from .metrics import image_scores, summarize
 from .postprocess import SeededWatershed
+from .targets import DEFAULT_BORDER_WIDTH
 
 #: Candidate thresholds searched on the validation maps after training.
 THRESHOLD_GRID = {
@@ -33,7 +34,7 @@ class TrainConfig:
     pretrained: bool = False
     targets: str = "mask_border"
     upsample: str = "transposed"
-    border_width: int = 2
+    border_width: int = DEFAULT_BORDER_WIDTH
     weighted_loss: bool = False
     balance_styles: bool = False
     crop: int = 256
@@ -45,6 +46,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     channels_last: bool = True
+    compile: bool = False
     init: str | None = None
 
 
@@ -215,6 +217,10 @@ def train(
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # The compiled module shares its parameters with ``model``; validation, checkpoints and
+    # the training state use ``model`` itself. Crops and batches have one fixed shape, so
+    # the graph compiles once (the first step) and never again.
+    forward = torch.compile(model) if config.compile else model
     steps_per_epoch = max(1, len(samples) // config.batch_size)
     epoch, step, elapsed_before = 0, 0, 0.0
     best = {"mAP_50_95": -1.0}
@@ -290,10 +296,10 @@ def train(
                     g["lr"] = config.lr * _lr_factor(progress_fraction())
                 if device.type == "cuda":
                     with torch.autocast("cuda", dtype=torch.bfloat16):
-                        logits = model(x)
+                        logits = forward(x)
                     loss = loss_fn(logits.float(), y, w, config.targets)
                 else:
-                    loss = loss_fn(model(x), y, w, config.targets)
+                    loss = loss_fn(forward(x), y, w, config.targets)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

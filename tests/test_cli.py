@@ -111,7 +111,7 @@ def test_train_small_run_writes_a_loadable_checkpoint(tmp_path):
     assert (tmp_path / "m.pt.resume.pt").exists()
     info = json.loads(unetseg("info", out).stdout)
     training = info["provenance"]["training"]
-    assert training["crop"] == 64
+    assert training["crop"] == 64 and training["border_width"] == 3  # the default
     assert training["weighted_loss"] and training["balance_styles"]
     assert set(info["thresholds"]) == {"mask_threshold", "seed_threshold", "min_size"}
     # Resume continues the epoch count.
@@ -136,13 +136,13 @@ def test_train_init_fine_tunes_a_checkpoint_with_new_options(tmp_path, tiny_mode
         (labels / f"{i}.tif").symlink_to(SHARED / "labels" / f"{i}.tif")
     out = tmp_path / "tuned.pt"
     r = unetseg("train", "--images", images, "--labels", labels, "--init", tiny_model_path,
-                "--border-width", "3", "--epochs", "1", "--crop", "64", "--batch-size", "2",
+                "--border-width", "4", "--epochs", "1", "--crop", "64", "--batch-size", "2",
                 "--lr", "1e-3", "--out", out)
     assert r.returncode == 0, r.stderr
     info = json.loads(unetseg("info", out).stdout)
     training = info["provenance"]["training"]
     assert training["init"] == str(tiny_model_path.resolve())
-    assert training["border_width"] == 3
+    assert training["border_width"] == 4
     assert info["config"] == json.loads(unetseg("info", tiny_model_path).stdout)["config"]
     before = torch.load(tiny_model_path, weights_only=False)["state_dict"]
     after = torch.load(out, weights_only=False)["state_dict"]

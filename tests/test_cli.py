@@ -207,3 +207,39 @@ def test_int8_file_of_a_retrained_checkpoint_is_not_used(tmp_path, tiny_model_pa
     assert Predictor(str(model), "cpu").backend == "onnxruntime"
     with pytest.raises(ValueError, match="not a readable ONNX model"):
         Predictor(str(model), "cpu", precision="int8")
+
+
+def test_train_average_last_keeps_mean_weights_across_resume(tmp_path):
+    if not SHARED.exists():
+        pytest.skip("shared DSB2018 data not present")
+    import torch
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    ids = sorted(p.stem for p in (SHARED / "images").glob("*.png"))[8:11]
+    for i in ids:
+        (images / f"{i}.png").symlink_to(SHARED / "images" / f"{i}.png")
+        (labels / f"{i}.tif").symlink_to(SHARED / "labels" / f"{i}.tif")
+    out = tmp_path / "avg.pt"
+    common = ["--images", images, "--labels", labels, "--crop", "64", "--batch-size", "2",
+              "--average-last", "0.6", "--out", out]
+    r = unetseg("train", *common, "--encoder", "unet", "--encoder-kwargs",
+                '{"depth": 2, "base_width": 4}', "--epochs", "2")
+    assert r.returncode == 0, r.stderr
+    # Epoch 1 ends at 50 % of a 2-epoch run, inside its last 60 %.
+    assert json.loads(r.stdout)["averaged"]["epochs"] == [1, 2]
+    # Extending the run to 3 epochs adds epoch 3 to the average kept in the training state.
+    r = unetseg("train", *common, "--resume", out, "--epochs", "3")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["averaged"]["epochs"] == [1, 3]
+    state = torch.load(tmp_path / "avg.pt.resume.pt", weights_only=True)
+    assert state["averaged_count"] == 3
+    # Without validation images the average is what the checkpoint holds, and it differs
+    # from the last epoch's weights.
+    info = json.loads(unetseg("info", out).stdout)
+    assert info["provenance"]["weights"] == "mean of epochs 1-3"
+    saved = torch.load(out, weights_only=False)["state_dict"]
+    key = next(k for k, v in saved.items() if v.is_floating_point() and v.numel() > 1)
+    assert torch.allclose(saved[key].float(), state["averaged"][key].float())
+    assert not torch.allclose(saved[key].float(), state["model"][key].float())

@@ -54,6 +54,7 @@ def _cmd_train(args) -> int:
         device=args.device,
         seed=args.seed,
         compile=args.compile,
+        average_last=args.average_last,
     )
     summary = train(config, train_pairs, val_pairs, args.out, resume=args.resume, init=args.init,
                     log=lambda s: print(s, file=sys.stderr, flush=True))
@@ -250,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--compile", action="store_true",
                    help="torch.compile the model for training (see bench_training.py)")
+    s.add_argument("--average-last", type=float, default=0.0, metavar="FRACTION",
+                   help="also average the epoch-end weights of the last FRACTION of the run "
+                        "(e.g. 0.25); the average is kept if it scores better on validation")
     s.add_argument("--resume", help="continue from this checkpoint (and its .resume.pt)")
     s.add_argument("--init", metavar="MODEL",
                    help="fine-tune this checkpoint ('default': the bundled model) on your "

@@ -48,6 +48,9 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     init: str | None = None
+    #: Fraction of the run, at its end, whose epoch-end weights are averaged into a candidate
+    #: model (stochastic weight averaging); 0 turns it off.
+    average_last: float = 0.0
 
 
 def loss_fn(logits, target, weights, targets: str):
@@ -221,6 +224,12 @@ def train(
     # the training state use ``model`` itself. Crops and batches have one fixed shape, so
     # the graph compiles once (the first step) and never again.
     forward = torch.compile(model) if config.compile else model
+    averaged, averaged_from = None, None
+    if config.average_last > 0:
+        from torch.optim.swa_utils import AveragedModel
+
+        # Buffers too: batch-norm statistics are averaged like the weights.
+        averaged = AveragedModel(model, use_buffers=True)
     steps_per_epoch = max(1, len(samples) // config.batch_size)
     epoch, step, elapsed_before = 0, 0, 0.0
     best = {"mAP_50_95": -1.0}
@@ -231,6 +240,10 @@ def train(
         elapsed_before = start_state["elapsed"]
         best = dict(start_state["best"])
         history = list(start_state.get("history", []))
+        if averaged is not None and start_state.get("averaged") is not None:
+            averaged.module.load_state_dict(start_state["averaged"])
+            averaged.n_averaged.fill_(start_state["averaged_count"])
+            averaged_from = start_state["averaged_from"]
     budget_s = config.time_budget_min * 60 if config.time_budget_min else None
     total_steps = config.epochs * steps_per_epoch if config.epochs else None
     t0 = time.perf_counter() - elapsed_before
@@ -254,11 +267,20 @@ def train(
                 "elapsed": time.perf_counter() - t0,
                 "best": best,
                 "history": history,
+                **(
+                    {
+                        "averaged": averaged.module.state_dict(),
+                        "averaged_count": int(averaged.n_averaged),
+                        "averaged_from": averaged_from,
+                    }
+                    if averaged is not None and averaged_from is not None
+                    else {}
+                ),
             },
             state_path,
         )
 
-    def save_best(scores):
+    def save_best(scores, weights=None):
         prov = {
             "training": asdict(config),
             "training_images": len(samples),
@@ -268,6 +290,8 @@ def train(
             "train_seconds": round(time.perf_counter() - t0),
             "validation": scores,
         }
+        if weights:
+            prov["weights"] = weights
         save_checkpoint(model, out, provenance=prov, thresholds=thresholds)
 
     interrupted = False
@@ -311,6 +335,9 @@ def train(
                     break
             epoch += 1
             imgs_s = len(losses) * config.batch_size / (time.perf_counter() - t_ep)
+            if averaged is not None and progress_fraction() >= 1.0 - config.average_last:
+                averaged.update_parameters(model)
+                averaged_from = averaged_from or epoch
             line = {"epoch": epoch, "loss": float(np.mean(losses)), "img_per_s": imgs_s}
             if val:
                 maps = predict_maps(model, [v[0] for v in val], str(device))
@@ -334,6 +361,22 @@ def train(
         save_state()
         if not out.exists():
             save_best({})
+    averaged_scores = None
+    if averaged_from is not None and not interrupted:
+        # The averaged weights become the checkpoint if they beat the best epoch on the
+        # validation images (without any, they are kept: that is what the option asks for).
+        span = f"mean of epochs {averaged_from}-{epoch}"
+        model.load_state_dict(averaged.module.state_dict())
+        averaged_scores = {"epochs": [averaged_from, epoch]}
+        if val:
+            maps = predict_maps(model, [v[0] for v in val], str(device))
+            averaged_scores.update(score_maps(maps, [v[1] for v in val], config.targets,
+                                              thresholds))
+            log(f"{span}: " + " ".join(f"{k}={v:.4f}" for k, v in averaged_scores.items()
+                                       if k != "epochs"))
+        if not val or averaged_scores["mAP_50_95"] > best["mAP_50_95"]:
+            save_best({k: v for k, v in averaged_scores.items() if k != "epochs"}, weights=span)
+            best = dict(averaged_scores, epoch=span)
     summary = {
         "epochs": epoch,
         "steps": step,
@@ -342,6 +385,7 @@ def train(
         "interrupted": interrupted,
         "checkpoint": str(out),
         "history": history,
+        **({"averaged": averaged_scores} if averaged_scores is not None else {}),
     }
     return summary
 

@@ -182,11 +182,9 @@ class CropSampler:
         if rng.random() < 0.3:
             img = img + rng.normal(0, rng.uniform(0.005, 0.03), img.shape).astype(np.float32)
         tgt = make_targets(lab, self.targets, self.border_width)
-        # Sigmoid targets already get class balance from the Dice term: only the gap term
-        # (which is what separates touching nuclei) is added there.
-        wmap = (
-            unet_weight_map(lab, balance=self.targets == "three_class") if self.weighted else None
-        )
+        # The loss's Dice term balances the classes: only the gap term (which is what
+        # separates touching nuclei) is added.
+        wmap = unet_weight_map(lab, balance=False) if self.weighted else None
         return img.astype(np.float32), tgt, wmap
 
     def batch(self, indices):

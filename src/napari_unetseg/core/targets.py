@@ -85,8 +85,11 @@ def make_targets(
     if mode == "mask_border":
         return np.stack([mask, border]).astype(np.float32)
     if mode == "three_class":
-        interior = mask & ~border
-        return np.stack([interior, border, ~(interior | border)]).astype(np.float32)
+        # A partition: the border class stays inside the nuclei, so that 1 - background is
+        # the mask itself (with the outer part of the band as border, every instance grew by
+        # it: AP50 0.68 but mAP 0.33 on val).
+        border &= mask
+        return np.stack([mask & ~border, border, ~mask]).astype(np.float32)
     raise ValueError(f"unknown target mode {mode!r}")
 
 

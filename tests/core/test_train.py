@@ -13,7 +13,7 @@ from ..conftest import SAMPLES
 def test_weighted_training_finds_the_nuclei_without_painting_background(targets):
     # A few dozen steps of a small U-Net on crops of the fluorescence sample, gap weights on:
     # the predicted foreground must cover the nuclei and not spread into the background
-    # (sparse crops once gave three_class foreground weights of 50 and more).
+    # (three_class's foreground once took in a band around every nucleus).
     import torch
 
     from napari_unetseg.core.model import build_model

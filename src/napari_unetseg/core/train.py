@@ -58,10 +58,8 @@ def loss_fn(logits, target, weights, targets: str):
     ``three_class``.
 
     The Dice term balances the classes for the batch as a whole; the pixel weights carry only
-    the U-Net gap term. (Balancing each crop by its own class frequencies instead gave
-    foreground weights of 50 and more in sparse crops, and a three_class model that painted
-    background as nucleus: val mAP 0.19-0.25 where mask_border had 0.53-0.55 at the same
-    epochs.)
+    the U-Net gap term. (Balancing each crop by its own class frequencies instead gives
+    foreground weights of 50 and more in sparse crops.)
     """
     import torch
     import torch.nn.functional as F

@@ -3,7 +3,8 @@
 # from scratch in one run of 100 minutes (inside the 2-hour limit), with the U-Net paper's gap
 # weights, style-balanced sampling, border width 3 (benchmarks/sweep_border_width.sh) and
 # torch.compile (benchmarks/bench_training.py). Val split: the shared data's val.txt.
-# COMPARE=1 first runs the 10-minute encoder comparison (plain U-Net vs. EfficientNet-Lite0).
+# COMPARE=1 first runs the 10-minute encoder comparison (plain U-Net vs. EfficientNet-Lite0)
+# and the target comparison (mask_border vs. three_class, 4 epochs each of this recipe).
 # Usage: bash benchmarks/train_default_model.sh [OUTDIR]   (about 2 hours on 2 CPU cores)
 set -euo pipefail
 D=${DATA:-../shared/data/dsb2018_stage1_train}
@@ -19,6 +20,11 @@ if [ "${COMPARE:-0}" = 1 ]; then
   unetseg train "${common[@]}" --no-tune --encoder timm:efficientnet_lite0 \
     --encoder-weights "$EFF" --time-budget "$SHORT" --out "$OUT/effnet.pt" \
     > "$OUT/effnet.json" 2> "$OUT/effnet.log"
+  for t in mask_border three_class; do
+    unetseg train "${common[@]}" --targets "$t" --encoder timm:efficientnet_lite0 \
+      --encoder-weights "$EFF" --weighted-loss --balance-styles --border-width 3 --epochs 4 --out "$OUT/$t.pt" \
+      > "$OUT/$t.json" 2> "$OUT/$t.log"
+  done
 fi
 # Thresholds are tuned on val.txt at the end (the only use of val.txt besides picking the
 # best epoch).

@@ -231,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--encoder-weights", help="local file with pretrained encoder weights")
     s.add_argument("--pretrained", action="store_true",
                    help="download ImageNet weights through timm (needs network)")
-    s.add_argument("--targets", default="mask_border", choices=["mask_border", "three_class"])
+    s.add_argument("--targets", default="mask_border",
+                   choices=["mask_border", "three_class", "mask_border_distance"])
     s.add_argument("--upsample", default="transposed",
                    choices=["nearest", "bilinear", "transposed"])
     s.add_argument("--border-width", type=int,

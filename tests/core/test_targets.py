@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_unetseg.core import instance_border, make_targets, unet_weight_map
+from napari_unetseg.core import (
+    instance_border,
+    instance_center_distance,
+    make_targets,
+    unet_weight_map,
+    watershed_from_maps,
+)
 from tests.conftest import two_touching_discs
 
 
@@ -29,6 +35,23 @@ def test_three_class_is_a_partition():
     # interior class still holds the two discs apart.
     assert np.array_equal(t[0] + t[1] > 0, labels > 0)
     assert ndi.label(t[0] > 0)[1] == 2
+
+
+def test_centre_distance_gives_one_seed_per_touching_disc():
+    labels = two_touching_discs() * 5  # sparse ids
+    d = instance_center_distance(labels)
+    assert d.max() == 1 and np.all(d[labels == 0] == 0) and np.all(d[labels > 0] > 0)
+    # Each disc peaks at its own centre, and is lowest where the two meet.
+    assert d[32, 34] == 1 and d[32, 62] == 1
+    assert d[32, 48] < 0.15
+    # The targets themselves as maps: the watershed recovers the two discs exactly.
+    t = make_targets(labels, "mask_border_distance")
+    assert t.shape == (3, *labels.shape)
+    out = watershed_from_maps(t, "mask_border_distance", 0.5, 0.5, 0)
+    assert out.max() == 2
+    for i in (5, 10):
+        assert len(np.unique(out[labels == i])) == 1
+    assert np.array_equal(out > 0, labels > 0)
 
 
 def test_wider_border_is_thicker_and_bool_labels_work():

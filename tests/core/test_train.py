@@ -9,7 +9,7 @@ from napari_unetseg.core.train import loss_fn, predict_maps
 from ..conftest import SAMPLES
 
 
-@pytest.mark.parametrize("targets", ["three_class", "mask_border"])
+@pytest.mark.parametrize("targets", ["three_class", "mask_border", "mask_border_distance"])
 def test_weighted_training_finds_the_nuclei_without_painting_background(targets):
     # A few dozen steps of a small U-Net on crops of the fluorescence sample, gap weights on:
     # the predicted foreground must cover the nuclei and not spread into the background

@@ -28,6 +28,7 @@ _EXPORTS = {
     "DEFAULT_THRESHOLDS": "postprocess",
     "make_targets": "targets",
     "instance_border": "targets",
+    "instance_center_distance": "targets",
     "unet_weight_map": "targets",
     "normalize_plane": "normalize",
     "DEFAULT_NORMALIZATION": "normalize",

@@ -22,7 +22,7 @@ from .normalize import DEFAULT_NORMALIZATION
 from .postprocess import DEFAULT_THRESHOLDS
 
 #: Output channels per target mode; see :mod:`napari_unetseg.core.targets`.
-TARGET_CHANNELS = {"mask_border": 2, "three_class": 3, "binary": 1}
+TARGET_CHANNELS = {"mask_border": 2, "three_class": 3, "mask_border_distance": 3, "binary": 1}
 UPSAMPLE_MODES = ("nearest", "bilinear", "transposed")
 
 
@@ -166,7 +166,7 @@ def build_model(
         checkpoint because it cannot be rebuilt).
     in_channels : int
         Image channels; pretrained first convolutions are adapted to it.
-    targets : {"mask_border", "three_class", "binary"}
+    targets : {"mask_border", "three_class", "mask_border_distance", "binary"}
         What the network predicts (2 sigmoid, 3 softmax or 1 sigmoid channels).
     upsample : {"nearest", "bilinear", "transposed"}
         Decoder upsampling.

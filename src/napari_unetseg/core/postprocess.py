@@ -13,11 +13,15 @@ def split_maps(maps: np.ndarray, targets: str) -> tuple[np.ndarray, np.ndarray]:
     """Foreground probability and seed map of one plane's maps ``(C, Y, X)``.
 
     ``mask_border``: mask and mask - border. ``three_class``: 1 - background and interior.
+    ``mask_border_distance``: mask and the predicted centre distance (seeds are nuclei
+    centres, and the watershed floods down the distance, following the nuclei's shape).
     ``binary``: the mask for both.
     """
     maps = np.asarray(maps, dtype=np.float32)
     if targets == "mask_border":
         return maps[0], maps[0] - maps[1]
+    if targets == "mask_border_distance":
+        return maps[0], maps[2]
     if targets == "three_class":
         return 1.0 - maps[2], maps[0]
     if targets == "binary":
@@ -168,7 +172,8 @@ def watershed_from_maps(
 ) -> np.ndarray:
     """Instance labels from a model's probability maps by seeded watershed.
 
-    Seeds are connected regions of the seed map (mask - border, or the interior class) above
+    Seeds are connected regions of the seed map (mask - border, the interior class or the
+    centre distance, see :func:`split_maps`) above
     ``seed_threshold``; the foreground is the mask above ``mask_threshold``; seeds grow over
     the foreground by watershed on the inverted seed map. Foreground components without a
     seed are kept as objects. Objects under ``min_size`` pixels are removed and the rest
@@ -178,7 +183,7 @@ def watershed_from_maps(
     ----------
     maps : ndarray
         (C, Y, X) or (C, ..., Y, X) float maps as returned by :func:`predict`.
-    targets : {"mask_border", "three_class", "binary"}
+    targets : {"mask_border", "three_class", "mask_border_distance", "binary"}
     mask_threshold, seed_threshold : float
     min_size : int
 

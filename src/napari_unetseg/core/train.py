@@ -54,8 +54,8 @@ class TrainConfig:
 
 
 def loss_fn(logits, target, weights, targets: str):
-    """BCE + soft Dice for sigmoid targets; (weighted) cross-entropy + soft Dice for
-    ``three_class``.
+    """BCE + soft Dice for sigmoid targets (no Dice on the soft centre distance);
+    (weighted) cross-entropy + soft Dice for ``three_class``.
 
     The Dice term balances the classes for the batch as a whole; the pixel weights carry only
     the U-Net gap term. (Balancing each crop by its own class frequencies instead gives
@@ -71,6 +71,10 @@ def loss_fn(logits, target, weights, targets: str):
         pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(1)
         p = torch.sigmoid(logits)
     pixel = (pixel * weights).mean() if weights is not None else pixel.mean()
+    if targets == "mask_border_distance":
+        # The distance is a soft target: BCE alone is minimal at p = target, while Dice
+        # would push it towards a binary centre mask.
+        p, target = p[:, :2], target[:, :2]
     inter = (p * target).sum((0, 2, 3))
     dice = (2 * inter + 1) / (p.sum((0, 2, 3)) + target.sum((0, 2, 3)) + 1)
     return pixel + (1 - dice).mean()

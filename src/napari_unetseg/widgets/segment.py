@@ -441,7 +441,8 @@ class SegmentWidget(QWidget):
 
     def _show_maps(self, image_layer, view, stack, targets: str) -> None:
         names = {"mask_border": ("mask", "border"), "three_class": ("interior", "border",
-                 "background"), "binary": ("mask",)}[targets]
+                 "background"), "mask_border_distance": ("mask", "border", "centre distance"),
+                 "binary": ("mask",)}[targets]
         for c, cname in enumerate(names):
             arr = np.zeros((view.n_planes, *view.plane_shape), np.float32)
             for i, m in stack.maps.items():

@@ -122,6 +122,31 @@ def test_train_small_run_writes_a_loadable_checkpoint(tmp_path):
     assert json.loads(r.stdout)["epochs"] == 3
 
 
+def test_train_centre_distance_model_then_predict(tmp_path):
+    # Users' own data: the sample images and their labels, matched by stem.
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    names = ("fluorescence_nuclei", "tissue_stained", "brightfield_nuclei")
+    for n in names:
+        shutil.copy(SAMPLES / f"{n}.png", images)
+        shutil.copy(SAMPLES / f"{n}_labels.tif", labels / f"{n}.tif")
+    (tmp_path / "val.txt").write_text("tissue_stained\n")
+    out = tmp_path / "dist.pt"
+    r = unetseg("train", "--images", images, "--labels", labels, "--val-list",
+                tmp_path / "val.txt", "--encoder", "unet", "--encoder-kwargs",
+                '{"depth": 2, "base_width": 4}', "--targets", "mask_border_distance",
+                "--epochs", "1", "--crop", "64", "--batch-size", "2", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(unetseg("info", out).stdout)["targets"] == "mask_border_distance"
+    r = unetseg("predict", images / "tissue_stained.png", "--out", tmp_path / "pred",
+                "--model", out, "--save-maps", "--quiet")
+    assert r.returncode == 0, r.stderr
+    maps = tifffile.imread(tmp_path / "pred" / "tissue_stained_maps.tif")
+    assert maps.shape == (3, 256, 320)
+    assert tifffile.imread(tmp_path / "pred" / "tissue_stained.tif").shape == (256, 320)
+
+
 def test_train_init_fine_tunes_a_checkpoint_with_new_options(tmp_path, tiny_model_path):
     if not SHARED.exists():
         pytest.skip("shared DSB2018 data not present")

@@ -94,6 +94,26 @@ def test_sliders_change_labels_without_running_the_network(
     assert [lyr.name for lyr in viewer.layers].count("tissue_stained labels") == 1
 
 
+def test_centre_distance_model_shows_its_three_maps(make_napari_viewer, qtbot, tmp_path):
+    import torch
+
+    from napari_unetseg.core import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("unet", 3, "mask_border_distance",
+                        encoder_kwargs={"depth": 3, "base_width": 8})
+    path = tmp_path / "dist.pt"
+    save_checkpoint(model, path)
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, qtbot, path)
+    image, _ = add_sample(viewer, "tissue_stained")
+    widget.maps_check.setChecked(True)
+    run(widget, qtbot)
+    for name in ("mask probability", "border probability", "centre distance"):
+        assert viewer.layers[f"{image.name} {name}"].data.shape == (256, 320)
+    assert viewer.layers["tissue_stained labels"].data.shape == (256, 320)
+
+
 def test_stack_current_plane_then_whole_stack(make_napari_viewer, qtbot, tiny_model_path):
     viewer = make_napari_viewer()
     widget = open_widget(viewer, qtbot, tiny_model_path)

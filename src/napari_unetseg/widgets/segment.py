@@ -440,15 +440,20 @@ class SegmentWidget(QWidget):
             state.mark_edited(event.value, layer.data.shape)
 
     def _show_maps(self, image_layer, view, stack, targets: str) -> None:
-        names = {"mask_border": ("mask", "border"), "three_class": ("interior", "border",
-                 "background"), "mask_border_distance": ("mask", "border", "centre distance"),
-                 "binary": ("mask",)}[targets]
+        names = {
+            "mask_border": ("mask probability", "border probability"),
+            "three_class": ("interior probability", "border probability",
+                            "background probability"),
+            "mask_border_distance": ("mask probability", "border probability",
+                                     "centre distance"),
+            "binary": ("mask probability",),
+        }[targets]
         for c, cname in enumerate(names):
             arr = np.zeros((view.n_planes, *view.plane_shape), np.float32)
             for i, m in stack.maps.items():
                 arr[i] = m[c]
             arr = arr.reshape(view.label_shape)
-            lname = f"{image_layer.name} {cname} probability"
+            lname = f"{image_layer.name} {cname}"
             if lname in self.viewer.layers:
                 self.viewer.layers[lname].data = arr
             else:

@@ -8,8 +8,8 @@ from napari_unetseg.core.targets import make_targets
 from tests.conftest import two_touching_discs
 
 
-def soft_maps(labels, blur=1.0):
-    t = make_targets(labels, "mask_border")
+def soft_maps(labels, blur=1.0, targets="mask_border"):
+    t = make_targets(labels, targets)
     return np.stack([ndi.gaussian_filter(c, blur) for c in t]).astype(np.float32)
 
 
@@ -33,21 +33,35 @@ def test_thresholds_split_and_merge():
     assert watershed_from_maps(maps, "mask_border", 0.5, 0.5, 10_000).max() == 0
 
 
-def test_cached_pipeline_equals_straightforward_on_real_maps(fluo):
+@pytest.mark.parametrize("targets", ["mask_border", "mask_border_distance"])
+def test_cached_pipeline_equals_straightforward_on_real_maps(fluo, targets):
     """Model-like maps of a real image (its labels' targets, blurred, with a smooth
     perturbation), over a grid of thresholds."""
     _, labels = fluo
     rng = np.random.default_rng(0)
-    maps = soft_maps(labels, 1.5)
+    maps = soft_maps(labels, 1.5, targets)
     maps += ndi.gaussian_filter(rng.normal(0, 0.15, maps.shape), (0, 2, 2)).astype(np.float32)
-    shed = SeededWatershed(maps, "mask_border")
+    shed = SeededWatershed(maps, targets)
     for mt in (0.3, 0.5, 0.7):
         for st in (0.3, 0.5, 0.8):
             for ms in (0, 8, 30):
                 fast = shed.labels(mt, st, ms)
-                ref = watershed_reference(maps, "mask_border", mt, st, ms)
+                ref = watershed_reference(maps, targets, mt, st, ms)
                 assert np.array_equal(fast, ref), (mt, st, ms)
                 assert fast.dtype == np.uint16
+
+
+def test_centre_distance_seeds_do_not_depend_on_the_peak_height(fluo):
+    # Trained networks predict centres well below 1: the seeds are taken relative to each
+    # component's peak, so the same nuclei come out whether peaks reach 1 or 0.6.
+    _, labels = fluo
+    maps = soft_maps(labels, 1.0, "mask_border_distance")
+    damped = maps.copy()
+    damped[2] *= 0.6
+    full = watershed_from_maps(maps, "mask_border_distance", 0.5, 0.5, 8)
+    assert np.array_equal(full, watershed_from_maps(damped, "mask_border_distance", 0.5, 0.5, 8))
+    n_true = len(np.unique(labels)) - 1
+    assert 0.95 * n_true < full.max() < 1.05 * n_true
 
 
 @pytest.mark.parametrize("targets", ["three_class", "binary"])

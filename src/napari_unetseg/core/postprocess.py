@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 #: Thresholds used when a checkpoint does not carry its own.
@@ -14,7 +15,8 @@ def split_maps(maps: np.ndarray, targets: str) -> tuple[np.ndarray, np.ndarray]:
 
     ``mask_border``: mask and mask - border. ``three_class``: 1 - background and interior.
     ``mask_border_distance``: mask and the predicted centre distance (seeds are nuclei
-    centres, and the watershed floods down the distance, following the nuclei's shape).
+    centres, and the watershed floods down the distance, following the nuclei's shape); the
+    watershed then scales it per foreground component, see :func:`relative_to_component_peak`.
     ``binary``: the mask for both.
     """
     maps = np.asarray(maps, dtype=np.float32)
@@ -55,6 +57,25 @@ def _label_with_boxes(binary: np.ndarray):
     return lab, n - 1, boxes, stats[:, 4].astype(np.int64)
 
 
+def relative_to_component_peak(
+    seed_map: np.ndarray, fg_lab: np.ndarray, n_fg: int
+) -> np.ndarray:
+    """The seed map divided by its maximum in each foreground component (0 outside).
+
+    Used for the centre distance: a network trained on distances scaled to 1 at each centre
+    predicts peaks well below 1 (0.6-0.8 in a trained model, with a noisy plateau), so one
+    absolute threshold cuts some nuclei into pieces and misses others. Relative to the peak
+    of its component, the threshold means "this fraction of the way up to the centre".
+    """
+    peaks = np.zeros(n_fg + 1, np.float32)
+    if n_fg:
+        peaks[1:] = ndi.maximum(seed_map, fg_lab, index=np.arange(1, n_fg + 1))
+    peaks[peaks <= 0] = 1
+    scaled = seed_map / np.take(peaks, fg_lab)
+    scaled[fg_lab == 0] = 0
+    return scaled
+
+
 def label_dtype(max_label: int) -> np.dtype:
     """uint16 when the labels fit (what ImageJ shows), else uint32."""
     return np.dtype(np.uint16) if max_label <= np.iinfo(np.uint16).max else np.dtype(np.uint32)
@@ -89,14 +110,26 @@ class SeededWatershed:
             self.mask, self.seed_map = maps[0], maps[1]
         else:
             self.mask, self.seed_map = split_maps(maps, targets)
+        self._relative = targets == "mask_border_distance"
         self._fg = None
+        self._seeds_for_fg = None
         self._objects = None
 
     def _foreground(self, mask_threshold: float):
         if self._fg is None or self._fg[0] != mask_threshold:
             fg = self.mask > mask_threshold
             self._fg = (mask_threshold, fg, *_label_with_boxes(fg))
+            self._seeds_for_fg = None
         return self._fg[1:]
+
+    def _seed_map(self, mask_threshold: float) -> np.ndarray:
+        """The seed map the thresholds apply to (relative to component peaks if needed)."""
+        if not self._relative:
+            return self.seed_map
+        _, fg_lab, n_fg, _, _ = self._foreground(mask_threshold)
+        if self._seeds_for_fg is None:
+            self._seeds_for_fg = relative_to_component_peak(self.seed_map, fg_lab, n_fg)
+        return self._seeds_for_fg
 
     def objects(self, mask_threshold: float, seed_threshold: float):
         """Objects before the size filter, in compact form (cached per threshold pair).
@@ -109,7 +142,8 @@ class SeededWatershed:
         if self._objects is not None and self._objects[0] == key:
             return self._objects[1]
         fg, fg_lab, n_fg, boxes, _ = self._foreground(key[0])
-        seeds = (self.seed_map > key[1]) & fg
+        seed_map = self._seed_map(key[0])
+        seeds = (seed_map > key[1]) & fg
         seed_lab, n_seeds = _label(seeds)
         # Which component each seed lies in (any one pixel of a seed tells).
         idx = np.flatnonzero(seeds)
@@ -131,7 +165,7 @@ class SeededWatershed:
             sl = boxes[c - 1]
             region = fg_lab[sl] == c
             markers = np.where(region, seed_lab[sl], 0)
-            crops.append((sl, region, watershed(-self.seed_map[sl], markers, mask=region)))
+            crops.append((sl, region, watershed(-seed_map[sl], markers, mask=region)))
         result = (comp_ids, crops, n_seeds + unseeded.size)
         self._objects = (key, result)
         return result
@@ -241,9 +275,14 @@ def watershed_reference(
 
     mask, seed_map = split_maps(maps, targets)
     fg = mask > mask_threshold
+    comps = label(fg, connectivity=1)
+    if targets == "mask_border_distance":
+        peaks = np.ones(int(comps.max()) + 1, np.float32)
+        for c in range(1, peaks.size):
+            peaks[c] = max(seed_map[comps == c].max(), 0) or 1
+        seed_map = np.where(fg, seed_map / peaks[comps], 0).astype(np.float32)
     markers = label((seed_map > seed_threshold) & fg, connectivity=1)
     n = int(markers.max())
-    comps = label(fg, connectivity=1)
     unseeded = np.setdiff1d(np.unique(comps[fg]), np.unique(comps[markers > 0]))
     for k, c in enumerate(unseeded, start=1):
         markers[comps == c] = n + k

@@ -106,6 +106,7 @@ def test_centre_distance_model_shows_its_three_maps(make_napari_viewer, qtbot, t
     save_checkpoint(model, path)
     viewer = make_napari_viewer()
     widget = open_widget(viewer, qtbot, path)
+    assert "centre distance" in widget.seed_slider.toolTip()
     image, _ = add_sample(viewer, "tissue_stained")
     widget.maps_check.setChecked(True)
     run(widget, qtbot)

@@ -41,6 +41,16 @@ class _Relay(QObject):
     tick = Signal(int, int)
 
 
+#: What the seed threshold applies to, per target mode of the loaded model.
+SEED_TIPS = {
+    "mask_border": "Seeds (one per nucleus): mask - border above this",
+    "three_class": "Seeds (one per nucleus): interior probability above this",
+    "mask_border_distance": "Seeds (one per nucleus): centre distance above this fraction "
+                            "of the peak of its blob",
+    "binary": "Seeds: mask above this",
+}
+
+
 class SegmentWidget(QWidget):
     """Segment the chosen image layer with a U-Net and tune the watershed live."""
 
@@ -95,8 +105,7 @@ class SegmentWidget(QWidget):
         # Watershed panel
         shed = QGroupBox("Watershed")
         self.mask_slider = self._slider(0.05, 0.95, "Foreground: mask probability above this")
-        self.seed_slider = self._slider(0.05, 0.95, "Seeds: (mask - border) above this; "
-                                        "higher splits fewer nuclei")
+        self.seed_slider = self._slider(0.05, 0.95, SEED_TIPS["mask_border"])
         self.size_slider = QLabeledSlider(Qt.Orientation.Horizontal)
         self.size_slider.setRange(0, 500)
         self.size_slider.setToolTip("Objects smaller than this many pixels are removed")
@@ -179,6 +188,7 @@ class SegmentWidget(QWidget):
             s.blockSignals(False)
 
     def _on_model_loaded(self, predictor) -> None:
+        self.seed_slider.setToolTip(SEED_TIPS.get(predictor.targets, SEED_TIPS["mask_border"]))
         if self.labels_layer is None:
             self._set_sliders(predictor.thresholds)
 

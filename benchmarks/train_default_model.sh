@@ -5,6 +5,8 @@
 # torch.compile (benchmarks/bench_training.py). Val split: the shared data's val.txt.
 # COMPARE=1 first runs the 10-minute encoder comparison (plain U-Net vs. EfficientNet-Lite0)
 # and the target comparison (mask_border vs. three_class, 4 epochs each of this recipe).
+# TARGETS=mask_border_distance trains the final model with the centre-distance channel
+# instead (README: no better on val); BUNDLE=0 leaves the bundled model alone.
 # Usage: bash benchmarks/train_default_model.sh [OUTDIR]   (about 2 hours on 2 CPU cores)
 set -euo pipefail
 D=${DATA:-../shared/data/dsb2018_stage1_train}
@@ -28,10 +30,12 @@ if [ "${COMPARE:-0}" = 1 ]; then
 fi
 # Thresholds are tuned on val.txt at the end (the only use of val.txt besides picking the
 # best epoch).
-unetseg train "${common[@]}" --encoder timm:efficientnet_lite0 --encoder-weights "$EFF" \
+unetseg train "${common[@]}" --targets "${TARGETS:-mask_border}" \
+  --encoder timm:efficientnet_lite0 --encoder-weights "$EFF" \
   --weighted-loss --balance-styles --border-width 3 --compile --time-budget "$TOTAL" \
   --out "$OUT/final.pt" \
   > "$OUT/final.json" 2> "$OUT/final.log"
+[ "${BUNDLE:-1}" = 1 ] || exit 0
 
 # Bundle: fp16 weights inside the package, and an int8 ONNX version calibrated on training
 # images (never on val.txt).

@@ -167,7 +167,8 @@ def build_model(
     in_channels : int
         Image channels; pretrained first convolutions are adapted to it.
     targets : {"mask_border", "three_class", "mask_border_distance", "binary"}
-        What the network predicts (2 sigmoid, 3 softmax or 1 sigmoid channels).
+        What the network predicts (2 sigmoid, 3 softmax, 3 sigmoid or 1 sigmoid
+        channels).
     upsample : {"nearest", "bilinear", "transposed"}
         Decoder upsampling.
     encoder_kwargs : dict, optional

@@ -61,8 +61,8 @@ def instance_center_distance(labels: np.ndarray) -> np.ndarray:
     """Distance to each instance's own edge, scaled to 1 at its centre.
 
     Touching nuclei are measured separately (the pixels where they meet count as edge), so
-    two touching nuclei give two peaks even where the border between them is faint: the
-    shape, not only the contrast, tells where one ends.
+    the target of two touching nuclei has two peaks however thin the contact: it describes
+    their shape, where the border describes only the contact.
 
     Parameters
     ----------

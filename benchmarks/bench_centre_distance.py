@@ -59,7 +59,7 @@ def main() -> None:
         raise SystemExit(f"{args.model}: targets are {model.targets}, not mask_border_distance")
     pairs = find_pairs(DATA / "images", DATA / "labels", read_id_list(DATA / "val.txt"))
     images, gts = zip(*(load_pair(ip, lp) for ip, lp in pairs))
-    maps = predict_maps(model, list(images))
+    maps, _ = predict_maps(model, list(images))
     out = {"model": args.model, "images": len(maps)}
     for name, targets, mm in (("centre_distance_seeds", "mask_border_distance", maps),
                               ("mask_border_seeds", "mask_border", [m[:2] for m in maps])):

@@ -22,6 +22,7 @@ def _cmd_info(args) -> int:
 
 def _cmd_train(args) -> int:
     from napari_unetseg.core.data import find_pairs, read_id_list
+    from napari_unetseg.core.diameter import parse_diameter
     from napari_unetseg.core.train import TrainConfig, finalize_thresholds, train
 
     val_ids = read_id_list(args.val_list) if args.val_list else []
@@ -55,6 +56,11 @@ def _cmd_train(args) -> int:
         seed=args.seed,
         compile=args.compile,
         average_last=args.average_last,
+        diameter=parse_diameter(args.diameter),
+        canonical_diameter=None if args.canonical_diameter == 0 else args.canonical_diameter,
+        colour_augment=not args.no_colour_augment,
+        workers=args.workers,
+        epoch_images=args.epoch_images,
     )
     summary = train(config, train_pairs, val_pairs, args.out, resume=args.resume, init=args.init,
                     log=lambda s: print(s, file=sys.stderr, flush=True))
@@ -137,12 +143,13 @@ def _cmd_predict(args) -> int:
 
             if args.save_maps:
                 maps = predictor.predict(image, axes=axes, tile=args.tile, tta=args.tta,
-                                         progress=progress)
+                                         progress=progress, diameter=args.diameter)
                 labels = watershed_from_maps(maps, predictor.targets, **thresholds)
             else:
                 # Bounded memory: large planes are segmented band by band.
                 labels = segment_image(predictor, image, thresholds, axes=axes,
-                                       tile=args.tile, tta=args.tta, progress=progress)
+                                       tile=args.tile, tta=args.tta, progress=progress,
+                                       diameter=args.diameter)
             del image
             if bar is not None:
                 bar.close()
@@ -210,6 +217,7 @@ def _cmd_quantize(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from napari_unetseg.core.diameter import DEFAULT_CANONICAL_DIAMETER
     from napari_unetseg.core.inference import DEFAULT_TILE  # light: torch loads on first use
 
     p = argparse.ArgumentParser(
@@ -255,6 +263,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--average-last", type=float, default=0.0, metavar="FRACTION",
                    help="also average the epoch-end weights of the last FRACTION of the run "
                         "(e.g. 0.25); the average is kept if it scores better on validation")
+    s.add_argument("--diameter", default="auto", metavar="auto|PX",
+                   help="median nucleus diameter of the training images in pixels "
+                        "(default auto: measured per image from its labels)")
+    s.add_argument("--canonical-diameter", type=float, default=DEFAULT_CANONICAL_DIAMETER,
+                   metavar="PX", help="nucleus diameter the new model works at; images are "
+                   "rescaled to it (0: train at the images' own sizes; fine-tuning keeps the "
+                   f"starting model's; default {DEFAULT_CANONICAL_DIAMETER:g})")
+    s.add_argument("--no-colour-augment", action="store_true",
+                   help="no stain/colour/camera augmentation")
+    s.add_argument("--workers", type=int, default=0,
+                   help="processes preparing training batches (default 0: none)")
+    s.add_argument("--epoch-images", type=int, metavar="N",
+                   help="crops per epoch, validation after each (default: one per image)")
     s.add_argument("--resume", help="continue from this checkpoint (and its .resume.pt)")
     s.add_argument("--init", metavar="MODEL",
                    help="fine-tune this checkpoint ('default': the bundled model) on your "
@@ -280,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mask-threshold", type=float)
     s.add_argument("--seed-threshold", type=float)
     s.add_argument("--min-size", type=int)
+    s.add_argument("--diameter", default="auto", metavar="auto|PX",
+                   help="median nucleus diameter in pixels; auto estimates it per plane "
+                        "(size-normalized models only)")
     s.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
     s.add_argument("--save-maps", action="store_true", help="also write <stem>_maps.tif")
     s.add_argument("--overwrite", action="store_true", help="replace existing label files")

@@ -3,12 +3,12 @@ import pytest
 
 from napari_unetseg.core.data import (
     CropSampler,
-    Sample,
     image_style,
+    make_sample,
     style_balanced_weights,
 )
 from napari_unetseg.core.io import read_image, read_labels
-from napari_unetseg.core.normalize import DEFAULT_NORMALIZATION, normalize_plane
+from napari_unetseg.core.normalize import DEFAULT_NORMALIZATION
 
 from ..conftest import SAMPLES
 
@@ -38,9 +38,9 @@ def test_style_balance_gives_rare_styles_sqrt_shares():
 def test_weighted_crops_emphasise_gaps_between_touching_nuclei():
     image = read_image(SAMPLES / "fluorescence_nuclei.png")
     labels = read_labels(SAMPLES / "fluorescence_nuclei_labels.tif").astype(np.int32)
-    sample = Sample("f", normalize_plane(image).astype(np.float16), labels, "gray")
+    sample = make_sample("f", image, labels, DEFAULT_NORMALIZATION)
     sampler = CropSampler([sample], 128, "mask_border", 2, weighted=True,
-                          scale_range=(1.0, 1.0))
+                          scale_jitter=(1.0, 1.0))
     x, y, w = sampler.batch([0, 0])
     assert x.shape == (2, 3, 128, 128) and y.shape == (2, 2, 128, 128)
     assert w.shape == (2, 128, 128)

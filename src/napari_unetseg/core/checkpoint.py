@@ -80,6 +80,8 @@ def save_checkpoint(
                               or DEFAULT_NORMALIZATION),
         "thresholds": dict(thresholds or getattr(model, "thresholds", None)
                            or DEFAULT_THRESHOLDS),
+        # Canonical nucleus diameter of a size-normalized model (None: works at any size).
+        "diameter": getattr(model, "diameter", None),
         "provenance": prov,
         "state_dict": state,
     }
@@ -188,6 +190,8 @@ def load_checkpoint(path: str | Path):
         ) from None
     model.normalization = dict(payload["normalization"])
     model.thresholds = dict(payload["thresholds"])
+    diameter = payload.get("diameter")
+    model.diameter = float(diameter) if diameter else None
     model.eval()
     info = {k: v for k, v in payload.items() if k not in ("state_dict", "format")}
     info["path"] = str(p)

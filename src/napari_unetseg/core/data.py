@@ -7,9 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .augment import degrade_normalized, random_colour_transform
+from .diameter import median_diameter, scale_for
 from .io import ImageReadError, list_images, read_image, read_labels
-from .normalize import normalize_plane, plane_scaling
+from .normalize import PlaneScaling, apply_scaling, as_plane, plane_scaling
+from .resample import resize_labels, resize_plane
 from .targets import make_targets, unet_weight_map
+
+# Pixels of the strided subsample that stands for the whole image when an augmented
+# image's percentiles are computed (plane_scaling samples pixels with a stride too).
+_THUMB_PIXELS = 1 << 16
 
 
 class DatasetError(ValueError):
@@ -58,12 +65,32 @@ def read_id_list(path: str | Path) -> list[str]:
 
 @dataclass
 class Sample:
-    """One training image: normalized (C, Y, X) float16 and its labels."""
+    """One training image: raw (Y, X, C) pixels as read, and its labels.
+
+    ``scaling`` is the whole image's intensity scaling, ``diameter`` its median nucleus
+    diameter in pixels (from the labels, or as given), ``thumb`` a strided subsample of the
+    raw image from which an augmented image's percentiles are computed.
+    """
 
     name: str
     image: np.ndarray
     labels: np.ndarray
     style: str = "gray"
+    diameter: float | None = None
+    scaling: PlaneScaling | None = None
+    thumb: np.ndarray | None = None
+
+
+def make_sample(name: str, image: np.ndarray, labels: np.ndarray, normalization: dict,
+                diameter: float | None = None) -> Sample:
+    """A :class:`Sample` from raw pixels and labels (``diameter`` measured when not given)."""
+    raw = as_plane(image)
+    step = max(1, int(np.ceil(np.sqrt(raw.shape[0] * raw.shape[1] / _THUMB_PIXELS))))
+    return Sample(
+        name, raw, np.asarray(labels, np.int32), image_style(image, normalization),
+        diameter if diameter else median_diameter(labels),
+        plane_scaling(raw, normalization), np.ascontiguousarray(raw[::step, ::step]),
+    )
 
 
 def image_style(image: np.ndarray, normalization: dict) -> str:
@@ -105,22 +132,26 @@ def load_pair(image_path: Path, label_path: Path) -> tuple[np.ndarray, np.ndarra
     return image, labels
 
 
-def load_samples(pairs: list[tuple[Path, Path]], normalization: dict) -> list[Sample]:
-    """Read and normalize training pairs (kept in memory as float16)."""
+def load_samples(pairs: list[tuple[Path, Path]], normalization: dict,
+                 diameter: float | None = None) -> list[Sample]:
+    """Read training pairs; ``diameter`` (px) overrides the sizes measured from the labels."""
     out = []
     for ip, lp in pairs:
         image, labels = load_pair(ip, lp)
-        x = normalize_plane(image, normalization).astype(np.float16)
-        out.append(Sample(ip.stem, x, labels.astype(np.int32), image_style(image, normalization)))
+        out.append(make_sample(ip.stem, image, labels, normalization, diameter))
     return out
 
 
 class CropSampler:
     """Random augmented crops with their targets.
 
-    Augmentation: random scale (log-uniform), random crop, flips, 90 degree rotations,
-    contrast/brightness jitter and a little noise. Targets are computed after scaling, so
-    the border keeps its width in pixels at every scale.
+    Geometry: with a ``canonical_diameter``, each image is rescaled so that its median
+    nucleus has that diameter, times a log-uniform ``scale_jitter``; without one, by a
+    log-uniform factor in ``scale_jitter`` alone. Then a random crop, flips and 90 degree
+    rotations. Photometry (``colour_augment``): stain, hue and grayscale changes of colour
+    images on their raw colours, then contrast, gamma, blur, noise and JPEG artifacts
+    (:mod:`.augment`). Targets are computed after scaling, so the border keeps its width in
+    pixels at every scale.
     """
 
     def __init__(
@@ -130,68 +161,118 @@ class CropSampler:
         targets: str,
         border_width: int,
         weighted: bool,
-        scale_range: tuple[float, float] = (0.6, 1.7),
+        normalization: dict | None = None,
+        *,
+        canonical_diameter: float | None = None,
+        scale_jitter: tuple[float, float] = (0.6, 1.7),
+        colour_augment: bool = True,
         seed: int = 0,
     ):
         if not samples:
             raise DatasetError("no training images")
+        from .normalize import DEFAULT_NORMALIZATION
+
         self.samples = samples
         self.crop = crop
         self.targets = targets
         self.border_width = border_width
         self.weighted = weighted
-        self.log_scale = np.log(scale_range)
+        self.normalization = normalization or DEFAULT_NORMALIZATION
+        self.canonical_diameter = canonical_diameter
+        self.log_jitter = np.log(scale_jitter)
+        self.colour_augment = colour_augment
         self.rng = np.random.default_rng(seed)
 
-    def sample(self, index: int):
-        import torch
-        import torch.nn.functional as F
+    def _scale(self, s: Sample, rng: np.random.Generator) -> float:
+        base = scale_for(s.diameter, self.canonical_diameter)
+        return base * float(np.exp(rng.uniform(*self.log_jitter)))
 
+    def _normalized(self, s: Sample, raw: np.ndarray, rng) -> np.ndarray:
+        """Network input (C, Y, X) of a raw crop, colours augmented for colour images."""
+        if not (self.colour_augment and s.style == "color" and raw.shape[-1] == 3):
+            return apply_scaling(raw, s.scaling, self.normalization)
+        ref = float(np.iinfo(raw.dtype).max) if raw.dtype.kind in "ui" else max(
+            float(np.nanmax(s.thumb)), 1e-6)
+        transform = random_colour_transform(rng, True)
+        thumb = transform(s.thumb.astype(np.float32) / ref)
+        scaling = plane_scaling(thumb, self.normalization)
+        return apply_scaling(transform(raw.astype(np.float32) / ref), scaling,
+                             self.normalization)
+
+    def sample(self, index: int, rng: np.random.Generator | None = None):
+        """One (input, targets, weights) triple from image ``index``."""
         s = self.samples[index]
-        rng = self.rng
-        scale = float(np.exp(rng.uniform(*self.log_scale)))
+        rng = self.rng if rng is None else rng
+        scale = self._scale(s, rng)
         region = max(8, int(round(self.crop / scale)))
-        c, h, w = s.image.shape
+        h, w = s.image.shape[:2]
         y0 = int(rng.integers(0, max(h - region, 0) + 1))
         x0 = int(rng.integers(0, max(w - region, 0) + 1))
-        img = s.image[:, y0 : y0 + region, x0 : x0 + region].astype(np.float32)
+        raw = s.image[y0 : y0 + region, x0 : x0 + region]
         lab = s.labels[y0 : y0 + region, x0 : x0 + region]
-        ph, pw = region - img.shape[1], region - img.shape[2]
+        ph, pw = region - raw.shape[0], region - raw.shape[1]
         if ph or pw:
-            mode = "reflect" if ph < img.shape[1] and pw < img.shape[2] else "symmetric"
-            img = np.pad(img, ((0, 0), (0, ph), (0, pw)), mode=mode)
+            mode = "reflect" if ph < raw.shape[0] and pw < raw.shape[1] else "symmetric"
+            raw = np.pad(raw, ((0, ph), (0, pw), (0, 0)), mode=mode)
             lab = np.pad(lab, ((0, ph), (0, pw)), mode=mode)
         if region != self.crop:
-            t = torch.from_numpy(img)[None]
-            img = F.interpolate(
-                t, size=(self.crop, self.crop), mode="bilinear", align_corners=False,
-                antialias=region > self.crop,
-            )[0].numpy()
-            idx = np.minimum(
-                ((np.arange(self.crop) + 0.5) * region / self.crop).astype(int), region - 1
-            )
-            lab = lab[np.ix_(idx, idx)]
+            # Resize the raw pixels first: the colour work then costs the same at any scale.
+            raw = resize_plane(raw.astype(np.float32), (self.crop, self.crop))
+            lab = resize_labels(lab, (self.crop, self.crop))
+        img = self._normalized(s, raw, rng)
         k = int(rng.integers(4))
         img, lab = np.rot90(img, k, axes=(1, 2)), np.rot90(lab, k)
         if rng.random() < 0.5:
             img, lab = img[:, :, ::-1], lab[:, ::-1]
         img = np.ascontiguousarray(img)
         lab = np.ascontiguousarray(lab)
-        gain = rng.uniform(0.7, 1.3) * rng.uniform(0.92, 1.08, size=(c, 1, 1))
-        img = img * gain.astype(np.float32) + np.float32(rng.uniform(-0.1, 0.1))
-        if rng.random() < 0.3:
-            img = img + rng.normal(0, rng.uniform(0.005, 0.03), img.shape).astype(np.float32)
+        if self.colour_augment:
+            img = degrade_normalized(img, rng)
+        else:
+            gain = rng.uniform(0.7, 1.3) * rng.uniform(0.92, 1.08, size=(img.shape[0], 1, 1))
+            img = img * gain.astype(np.float32) + np.float32(rng.uniform(-0.1, 0.1))
+            if rng.random() < 0.3:
+                img = img + rng.normal(0, rng.uniform(0.005, 0.03), img.shape).astype(np.float32)
         tgt = make_targets(lab, self.targets, self.border_width)
         # The loss's Dice term balances the classes: only the gap term (which is what
         # separates touching nuclei) is added.
         wmap = unet_weight_map(lab, balance=False) if self.weighted else None
         return img.astype(np.float32), tgt, wmap
 
-    def batch(self, indices):
+    def batch(self, indices, rng: np.random.Generator | None = None):
+        """Stacked torch tensors (x, y, w) of crops from the images ``indices``."""
         import torch
 
-        items = [self.sample(i) for i in indices]
+        items = [self.sample(i, rng) for i in indices]
         x = torch.from_numpy(np.stack([it[0] for it in items]))
         y = torch.from_numpy(np.stack([it[1] for it in items]))
         w = torch.from_numpy(np.stack([it[2] for it in items])) if self.weighted else None
         return x, y, w
+
+    def batches(self, order: np.ndarray, batch_size: int, seed: int, workers: int = 0):
+        """The batches of one epoch, made by ``workers`` processes (0: this one).
+
+        Batch ``k`` uses a generator seeded by ``(seed, k)``, so the crops do not depend on
+        which process makes them.
+        """
+        n = len(order) // batch_size
+
+        def make(k):
+            rng = np.random.default_rng((seed, k))
+            return self.batch(order[k * batch_size : (k + 1) * batch_size], rng)
+
+        if workers <= 0:
+            return (make(k) for k in range(n))
+        import torch
+
+        class _Batches(torch.utils.data.Dataset):
+            def __len__(self):
+                return n
+
+            def __getitem__(self, k):
+                return make(k)
+
+        return iter(torch.utils.data.DataLoader(
+            _Batches(), batch_size=None, shuffle=False, num_workers=workers,
+            pin_memory=False, prefetch_factor=4,
+        ))

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .normalize import PlaneScaling, apply_scaling, plane_scaling
+from .resample import resize_maps, resize_plane, scaled_shape
 from .tiling import tile_grid
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,8 @@ class Predictor:
         self.targets: str = model.targets
         self.normalization: dict = model.normalization
         self.thresholds: dict = dict(model.thresholds)
+        #: Canonical nucleus diameter (px) the model works at; None: no size normalization.
+        self.diameter: float | None = getattr(model, "diameter", None)
         self.n_outputs: int = model.head.out_channels
         #: Largest tile this device has memory for (lowered after an out-of-memory error).
         self.max_tile: int = 1 << 30
@@ -225,19 +228,28 @@ class Predictor:
         cancel: CancelFn | None = None,
         out: np.ndarray | None = None,
         scaling: PlaneScaling | None = None,
+        scale: float = 1.0,
         _done: int = 0,
         _total: int | None = None,
     ) -> np.ndarray:
         """Probability maps (C, Y, X) float32 of one 2D plane (Y, X) or (Y, X, C).
 
         ``scaling`` lets a caller that processes a plane in parts normalize every part
-        like the whole plane.
+        like the whole plane. ``scale`` resizes the plane by that factor for the network
+        (see :mod:`.diameter`); the maps are resized back to the plane's own grid.
         """
         if scaling is None:
             scaling = plane_scaling(plane, self.normalization)
         h, w = plane.shape[:2]
         if out is None:
             out = np.zeros((self.n_outputs, h, w), np.float32)
+        if scale != 1.0 and scaled_shape((h, w), scale) != (h, w):
+            small = self.predict_plane(
+                resize_plane(plane, scaled_shape((h, w), scale)), tile=tile, overlap=overlap,
+                batch_size=batch_size, tta=tta, progress=progress, cancel=cancel,
+                scaling=scaling, _done=_done, _total=_total,
+            )
+            return resize_maps(small, (h, w), out=out)
         if scaling.constant:
             # Nothing to see: background everywhere rather than noise from the network.
             out[...] = 0
@@ -320,14 +332,16 @@ class Predictor:
         tta: bool = False,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
+        diameter: float | str | None = None,
     ) -> np.ndarray:
         """Probability maps of an image; see :func:`predict`."""
         image = np.asarray(image)
         axes = check_axes(image.shape, axes)
         planes, stack_shape = planes_of(image, axes)
         h, w = planes.shape[1:3]
-        per_plane = self.tile_count((h, w), tile, overlap)
-        total = per_plane * planes.shape[0]
+        scales = [self.plane_scale(p, diameter, cancel=cancel)[0] for p in planes]
+        counts = [self.tile_count(scaled_shape((h, w), s), tile, overlap) for s in scales]
+        done = np.concatenate([[0], np.cumsum(counts)])
         out = np.empty((self.n_outputs, planes.shape[0], h, w), np.float32)
         for i in range(planes.shape[0]):
             self.predict_plane(
@@ -339,10 +353,42 @@ class Predictor:
                 progress=progress,
                 cancel=cancel,
                 out=out[:, i],
-                _done=i * per_plane,
-                _total=total,
+                scale=scales[i],
+                _done=int(done[i]),
+                _total=int(done[-1]),
             )
         return out.reshape(self.n_outputs, *stack_shape, h, w)
+
+    def plane_scale(
+        self, plane: np.ndarray, diameter: float | str | None = None, *,
+        thresholds: dict | None = None, scaling: PlaneScaling | None = None,
+        cancel: CancelFn | None = None,
+    ) -> tuple[float, float | None]:
+        """Rescale factor for one plane, and the nucleus diameter (px) it is based on.
+
+        Parameters
+        ----------
+        plane : ndarray
+            (Y, X) or (Y, X, C).
+        diameter : "auto", None or float
+            The plane's median nucleus diameter in pixels; "auto" or None estimates it
+            (:func:`.diameter.estimate_diameter`).
+        thresholds, scaling, cancel
+            Used by the estimate.
+
+        Returns
+        -------
+        (float, float or None)
+            1.0 and None for a model without a canonical size, or when no nucleus is found.
+        """
+        from .diameter import estimate_diameter, parse_diameter, scale_for
+
+        d = parse_diameter(diameter)
+        if not self.diameter:
+            return 1.0, d
+        if d is None:
+            d = estimate_diameter(self, plane, thresholds, scaling=scaling, cancel=cancel)
+        return scale_for(d, self.diameter), d
 
 
 _PREDICTORS: dict = {}
@@ -374,6 +420,7 @@ def predict(
     batch_size: int | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    diameter: float | str | None = "auto",
 ) -> np.ndarray:
     """Probability maps of an image, one per target channel.
 
@@ -399,11 +446,16 @@ def predict(
         ``progress(done, total)`` after each batch of tiles.
     cancel : callable, optional
         Checked before each batch; returning True raises :class:`Cancelled`.
+    diameter : "auto" or float
+        Median nucleus diameter in pixels. A size-normalized model (one with a canonical
+        ``diameter`` in its checkpoint) rescales each plane so that its nuclei have the
+        canonical size; "auto" estimates each plane's diameter. Ignored by other models.
 
     Returns
     -------
     ndarray
-        float32 of shape (C, *image spatial shape), e.g. (2, Y, X) or (2, Z, Y, X).
+        float32 of shape (C, *image spatial shape), e.g. (2, Y, X) or (2, Z, Y, X), on the
+        image's own pixel grid.
     """
     return _predictor_for(model, device).predict(
         image,
@@ -414,4 +466,5 @@ def predict(
         tta=tta,
         progress=progress,
         cancel=cancel,
+        diameter=diameter,
     )

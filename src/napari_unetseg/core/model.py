@@ -110,6 +110,8 @@ class DynamicUNet(nn.Module):
         # store both and load_checkpoint restores them.
         self.normalization = dict(DEFAULT_NORMALIZATION, channels=in_channels)
         self.thresholds = dict(DEFAULT_THRESHOLDS)
+        #: Canonical nucleus diameter in pixels (size-normalized models), else None.
+        self.diameter: float | None = None
 
     @property
     def in_channels(self) -> int:

@@ -31,6 +31,7 @@ def segment_plane(
     band_threshold: int = BAND_THRESHOLD_PIXELS,
     band_rows: int = BAND_ROWS,
     halo: int = BAND_HALO,
+    scale: float = 1.0,
 ) -> np.ndarray:
     """Instance labels of one 2D plane (uint16, or uint32 beyond 65535 objects).
 
@@ -40,12 +41,17 @@ def segment_plane(
     Every band is normalized like the whole plane. An object belongs to the band holding its
     top row and is discarded from bands whose halo cuts it, so with a halo taller than any
     object each object is taken once, whole, from a band where it has full context.
+
+    ``scale`` resizes the plane (or each band) for the network; maps come back on the
+    plane's grid and the watershed runs there, with ``min_size`` (an area at the model's
+    scale) divided by ``scale**2``.
     """
     h, w = plane.shape[:2]
-    t = (thresholds["mask_threshold"], thresholds["seed_threshold"], thresholds["min_size"])
+    min_size = int(round(thresholds["min_size"] / scale**2))
+    t = (thresholds["mask_threshold"], thresholds["seed_threshold"], min_size)
     if h * w <= band_threshold or h <= band_rows + 2 * halo:
         maps = predictor.predict_plane(plane, tile=tile, tta=tta, progress=progress,
-                                       cancel=cancel)
+                                       cancel=cancel, scale=scale)
         return SeededWatershed(maps, predictor.targets).labels(*t)
     scaling = plane_scaling(plane, predictor.normalization)
     bands = _band_starts(h, band_rows)
@@ -58,7 +64,7 @@ def segment_plane(
     for k, (y0, y1) in enumerate(bands):
         ya, yb = max(0, y0 - halo), min(h, y1 + halo)
         maps = predictor.predict_plane(
-            plane[ya:yb], tile=band_tile, tta=tta, cancel=cancel, scaling=scaling,
+            plane[ya:yb], tile=band_tile, tta=tta, cancel=cancel, scaling=scaling, scale=scale,
             progress=None if progress is None else (
                 lambda d, _t, k=k: progress(k * per_band + d, per_band * len(bands))),
         )
@@ -101,6 +107,8 @@ def segment_image(
     tta: bool = False,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    diameter: float | str | None = "auto",
+    info: dict | None = None,
 ) -> np.ndarray:
     """Instance labels of a 2D image or a stack, plane by plane, ids unique across planes.
 
@@ -111,8 +119,11 @@ def segment_image(
         Any shape :func:`predict` accepts.
     thresholds : dict, optional
         ``mask_threshold``, ``seed_threshold``, ``min_size``; the model's defaults otherwise.
-    axes, tile, tta, progress, cancel
+    axes, tile, tta, progress, cancel, diameter
         As for :func:`predict`; ``progress`` counts planes for stacks.
+    info : dict, optional
+        Receives ``diameters``: the nucleus diameter (px) used for each plane (None where a
+        model without a canonical size ran, or no nucleus was found).
 
     Returns
     -------
@@ -123,15 +134,23 @@ def segment_image(
     image = np.asarray(image)
     axes = check_axes(image.shape, axes)
     planes, stack_shape = planes_of(image, axes)
+    diameters: list[float | None] = []
+    if info is not None:
+        info["diameters"] = diameters
+
+    def one_plane(plane, progress=None):
+        scale, d = predictor.plane_scale(plane, diameter, thresholds=thresholds, cancel=cancel)
+        diameters.append(d)
+        return segment_plane(predictor, plane, thresholds, tile=tile, tta=tta,
+                             progress=progress, cancel=cancel, scale=scale)
+
     if not stack_shape:
-        return segment_plane(predictor, planes[0], thresholds, tile=tile, tta=tta,
-                             progress=progress, cancel=cancel)
+        return one_plane(planes[0], progress)
     n = planes.shape[0]
 
     def per_plane():
         for i in range(n):
-            yield segment_plane(predictor, planes[i], thresholds, tile=tile, tta=tta,
-                                cancel=cancel)
+            yield one_plane(planes[i])
             if progress is not None:
                 progress(i + 1, n)
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .data import CropSampler, load_pair, load_samples, style_balanced_weights
+from .diameter import DEFAULT_CANONICAL_DIAMETER, median_diameter
 from .metrics import image_scores, summarize
 from .postprocess import SeededWatershed
 from .targets import DEFAULT_BORDER_WIDTH
@@ -51,6 +52,20 @@ class TrainConfig:
     #: Fraction of the run, at its end, whose epoch-end weights are averaged into a candidate
     #: model (stochastic weight averaging); 0 turns it off.
     average_last: float = 0.0
+    #: Nucleus diameter (px) the model works at; None trains at the images' own sizes.
+    #: Fine-tuning and resuming keep the starting checkpoint's.
+    canonical_diameter: float | None = DEFAULT_CANONICAL_DIAMETER
+    #: Median nucleus diameter (px) of every training image; None measures each image's
+    #: from its labels.
+    diameter: float | None = None
+    #: Random rescaling around the canonical size (or around 1 without one): log-uniform.
+    scale_jitter: tuple[float, float] = (0.67, 1.5)
+    #: Stain, colour and camera augmentation (:mod:`.augment`).
+    colour_augment: bool = True
+    #: Processes preparing batches (0: the training process itself).
+    workers: int = 0
+    #: Crops per epoch (validation runs after each); None: one per training image.
+    epoch_images: int | None = None
 
 
 def loss_fn(logits, target, weights, targets: str):
@@ -80,40 +95,63 @@ def loss_fn(logits, target, weights, targets: str):
     return pixel + (1 - dice).mean()
 
 
-def predict_maps(model, images: list[np.ndarray], device: str = "cpu") -> list[np.ndarray]:
-    """Probability maps of 2D images with the inference engine (the model is put in eval)."""
+def predict_maps(
+    model, images: list[np.ndarray], device: str = "cpu",
+    diameters: list[float | None] | None = None,
+) -> tuple[list[np.ndarray], list[float]]:
+    """Probability maps of 2D images as inference makes them (the model is put in eval).
+
+    A size-normalized model rescales each image by its diameter (``diameters[i]`` when
+    given, else estimated). Returns the maps on each image's own grid and the scale factors
+    (watershed sizes at the model's scale divide by their squares).
+    """
     from .inference import Predictor
 
     pred = Predictor(model, device)
-    return [pred.predict_plane(im) for im in images]
+    maps, scales = [], []
+    for i, im in enumerate(images):
+        scale, _ = pred.plane_scale(im, diameters[i] if diameters else None)
+        maps.append(pred.predict_plane(im, scale=scale))
+        scales.append(scale)
+    return maps, scales
+
+
+def _sized(thresholds: dict, scale: float) -> tuple[float, float, int]:
+    return (thresholds["mask_threshold"], thresholds["seed_threshold"],
+            int(round(thresholds["min_size"] / scale**2)))
 
 
 def score_maps(
-    maps: list[np.ndarray], gts: list[np.ndarray], targets: str, thresholds: dict
+    maps: list[np.ndarray], gts: list[np.ndarray], targets: str, thresholds: dict,
+    scales: list[float] | None = None,
 ) -> dict[str, float]:
     """DSB scores of watershed labels from maps against ground truth."""
+    scales = scales or [1.0] * len(maps)
     per = [
-        image_scores(gt, SeededWatershed(m, targets).labels(**thresholds))
-        for m, gt in zip(maps, gts)
+        image_scores(gt, SeededWatershed(m, targets).labels(*_sized(thresholds, sc)))
+        for m, gt, sc in zip(maps, gts, scales)
     ]
     return summarize(per)
 
 
 def tune_thresholds(
-    maps: list[np.ndarray], gts: list[np.ndarray], targets: str, grid: dict | None = None
+    maps: list[np.ndarray], gts: list[np.ndarray], targets: str, grid: dict | None = None,
+    scales: list[float] | None = None,
 ) -> tuple[dict, dict]:
     """Pick the post-processing thresholds with the best mAP on the given maps."""
     grid = grid or THRESHOLD_GRID
+    scales = scales or [1.0] * len(maps)
     sheds = [SeededWatershed(m, targets) for m in maps]
     best, best_t = None, None
     for mt in grid["mask_threshold"]:
         for st in grid["seed_threshold"]:
             for ms in grid["min_size"]:
-                per = [image_scores(g, s.labels(mt, st, ms)) for g, s in zip(gts, sheds)]
+                t = {"mask_threshold": mt, "seed_threshold": st, "min_size": ms}
+                per = [image_scores(g, s.labels(*_sized(t, sc)))
+                       for g, s, sc in zip(gts, sheds, scales)]
                 sc = summarize(per)
                 if best is None or sc["mAP_50_95"] > best["mAP_50_95"]:
-                    best = sc
-                    best_t = {"mask_threshold": mt, "seed_threshold": st, "min_size": ms}
+                    best, best_t = sc, t
     return best_t, best
 
 
@@ -189,16 +227,19 @@ def train(
         # What defines the model comes from the checkpoint, not from the command line.
         previous = info.get("provenance", {}).get("training", {})
         for key in ("encoder", "encoder_kwargs", "encoder_weights", "pretrained", "upsample",
-                    "border_width", "weighted_loss", "balance_styles"):
+                    "border_width", "weighted_loss", "balance_styles", "scale_jitter",
+                    "colour_augment"):
             if key in previous:
                 setattr(config, key, previous[key])
         config.targets = model.targets
+        config.canonical_diameter = model.diameter
     elif init is not None:
         model, info = load_checkpoint(init)
         built = info["config"]
         for key in ("encoder", "encoder_kwargs", "upsample"):
             setattr(config, key, built[key])
         config.targets = model.targets
+        config.canonical_diameter = model.diameter
         config.encoder_weights, config.pretrained = None, False
         config.init = "default" if str(init) == "default" else str(Path(init).resolve())
         log(f"fine-tuning {info['path']} ({config.encoder}, {config.targets} targets)")
@@ -212,14 +253,20 @@ def train(
             pretrained=config.pretrained,
             encoder_weights=config.encoder_weights,
         )
+        model.diameter = config.canonical_diameter
     norm = model.normalization
     t_load = time.perf_counter()
-    samples = load_samples(train_pairs, norm)
+    samples = load_samples(train_pairs, norm, config.diameter)
     val = [load_pair(ip, lp) for ip, lp in val_pairs]
+    # Validation during training rescales by the true diameters (cheap, and picks the best
+    # network); thresholds are tuned afterwards with estimated ones, as users get them.
+    val_diameters = [config.diameter or median_diameter(v[1]) for v in val]
     log(f"loaded {len(samples)} training and {len(val)} validation images "
         f"in {time.perf_counter() - t_load:.0f} s; device {device}")
     sampler = CropSampler(
-        samples, config.crop, config.targets, config.border_width, config.weighted_loss,
+        samples, config.crop, config.targets, config.border_width, config.weighted_loss, norm,
+        canonical_diameter=config.canonical_diameter, scale_jitter=tuple(config.scale_jitter),
+        colour_augment=config.colour_augment,
         seed=config.seed + (start_state["epoch"] if start_state else 0),
     )
     style_p = style_balanced_weights([s.style for s in samples]) if config.balance_styles else None
@@ -241,7 +288,8 @@ def train(
 
         # Buffers too: batch-norm statistics are averaged like the weights.
         averaged = AveragedModel(model, use_buffers=True)
-    steps_per_epoch = max(1, len(samples) // config.batch_size)
+    per_epoch = config.epoch_images or len(samples)
+    steps_per_epoch = max(1, per_epoch // config.batch_size)
     epoch, step, elapsed_before = 0, 0, 0.0
     best = {"mAP_50_95": -1.0}
     history: list[dict] = []
@@ -310,19 +358,20 @@ def train(
         while progress_fraction() < 1.0:
             model.train()
             order = (
-                sampler.rng.choice(len(samples), len(samples), p=style_p)
+                sampler.rng.choice(len(samples), per_epoch, p=style_p)
                 if style_p is not None
-                else sampler.rng.permutation(len(samples))
+                else np.concatenate([sampler.rng.permutation(len(samples))
+                                     for _ in range(-(-per_epoch // len(samples)))])[:per_epoch]
             )
             bar = tqdm(
-                range(steps_per_epoch), desc=f"epoch {epoch + 1}", leave=False,
+                sampler.batches(order, config.batch_size, config.seed * 100_003 + epoch,
+                                config.workers),
+                total=steps_per_epoch, desc=f"epoch {epoch + 1}", leave=False,
                 disable=not show_progress, mininterval=5,
             )
             losses = []
             t_ep = time.perf_counter()
-            for b in bar:
-                idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-                x, y, w = sampler.batch(idx)
+            for x, y, w in bar:
                 x, y = x.to(device), y.to(device)
                 w = w.to(device) if w is not None else None
                 if config.channels_last:
@@ -351,8 +400,10 @@ def train(
                 averaged_from = averaged_from or epoch
             line = {"epoch": epoch, "loss": float(np.mean(losses)), "img_per_s": imgs_s}
             if val:
-                maps = predict_maps(model, [v[0] for v in val], str(device))
-                scores = score_maps(maps, [v[1] for v in val], config.targets, thresholds)
+                maps, scales = predict_maps(model, [v[0] for v in val], str(device),
+                                            val_diameters)
+                scores = score_maps(maps, [v[1] for v in val], config.targets, thresholds,
+                                    scales)
                 line.update(scores)
                 if scores["mAP_50_95"] > best["mAP_50_95"]:
                     best = dict(scores, epoch=epoch)
@@ -380,9 +431,9 @@ def train(
         model.load_state_dict(averaged.module.state_dict())
         averaged_scores = {"epochs": [averaged_from, epoch]}
         if val:
-            maps = predict_maps(model, [v[0] for v in val], str(device))
+            maps, scales = predict_maps(model, [v[0] for v in val], str(device), val_diameters)
             averaged_scores.update(score_maps(maps, [v[1] for v in val], config.targets,
-                                              thresholds))
+                                              thresholds, scales))
             log(f"{span}: " + " ".join(f"{k}={v:.4f}" for k, v in averaged_scores.items()
                                        if k != "epochs"))
         if not val or averaged_scores["mAP_50_95"] > best["mAP_50_95"]:
@@ -409,10 +460,10 @@ def finalize_thresholds(
 
     model, info = load_checkpoint(checkpoint)
     val = [load_pair(ip, lp) for ip, lp in val_pairs]
-    maps = predict_maps(model, [v[0] for v in val], device)
+    maps, scales = predict_maps(model, [v[0] for v in val], device)
     gts = [v[1] for v in val]
-    before = score_maps(maps, gts, model.targets, model.thresholds)
-    thresholds, scores = tune_thresholds(maps, gts, model.targets)
+    before = score_maps(maps, gts, model.targets, model.thresholds, scales)
+    thresholds, scores = tune_thresholds(maps, gts, model.targets, scales=scales)
     prov = dict(info["provenance"])
     prov["validation_before_threshold_tuning"] = before
     prov["validation"] = scores

@@ -138,8 +138,6 @@ def training_check(device, quick: bool, data: Path | None) -> tuple[dict, dict]:
         s = ROOT / "sample_data"
         pairs = [(s / f"{n}.png", s / "labels" / f"{n}.tif") for n in
                  ("fluorescence_nuclei", "tissue_stained", "brightfield_nuclei")]
-        if not pairs[0][1].exists():
-            pairs = [(a, s / f"{a.stem}_labels.tif") for a, _ in pairs]
     samples = load_samples(pairs, DEFAULT_NORMALIZATION)
     sampler = CropSampler(samples, 256, "mask_border", 3, True, canonical_diameter=24.0)
     batch = 4 if quick else 32

@@ -18,7 +18,7 @@ def fluo():
     from napari_unetseg.core.io import read_image, read_labels
 
     return (read_image(SAMPLES / "fluorescence_nuclei.png"),
-            read_labels(SAMPLES / "fluorescence_nuclei_labels.tif"))
+            read_labels(SAMPLES / "labels" / "fluorescence_nuclei.tif"))
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def tissue():
     from napari_unetseg.core.io import read_image, read_labels
 
     return (read_image(SAMPLES / "tissue_stained.png"),
-            read_labels(SAMPLES / "tissue_stained_labels.tif"))
+            read_labels(SAMPLES / "labels" / "tissue_stained.tif"))
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,7 @@ def test_predict_folder_then_evaluate(tmp_path, tiny_model_path):
     gt = tmp_path / "gt"
     gt.mkdir()
     for name in ("fluorescence_nuclei", "tissue_stained", "extra"):
-        src = SAMPLES / f"{'tissue_stained' if name == 'extra' else name}_labels.tif"
+        src = SAMPLES / "labels" / f"{'tissue_stained' if name == 'extra' else name}.tif"
         shutil.copy(src, gt / f"{name}.tif")
     r = unetseg("evaluate", "--gt", gt, "--pred", out_dir, "--csv", tmp_path / "s.csv")
     summary = json.loads(r.stdout)
@@ -130,7 +130,7 @@ def test_train_centre_distance_model_then_predict(tmp_path):
     names = ("fluorescence_nuclei", "tissue_stained", "brightfield_nuclei")
     for n in names:
         shutil.copy(SAMPLES / f"{n}.png", images)
-        shutil.copy(SAMPLES / f"{n}_labels.tif", labels / f"{n}.tif")
+        shutil.copy(SAMPLES / "labels" / f"{n}.tif", labels / f"{n}.tif")
     (tmp_path / "val.txt").write_text("tissue_stained\n")
     out = tmp_path / "dist.pt"
     r = unetseg("train", "--images", images, "--labels", labels, "--val-list",

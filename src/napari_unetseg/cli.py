@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def _cmd_train(args) -> int:
     from napari_unetseg.core.diameter import parse_diameter
     from napari_unetseg.core.train import TrainConfig, finalize_thresholds, train
 
+    if args.val_list and not Path(args.val_list).is_file():
+        raise UserError(f"--val-list {args.val_list}: file not found")
     val_ids = read_id_list(args.val_list) if args.val_list else []
     pairs = find_pairs(args.images, args.labels)
     val_set = set(val_ids)
@@ -36,6 +39,19 @@ def _cmd_train(args) -> int:
     val_pairs = [p for p in pairs if p[0].stem in val_set]
     if args.epochs is None and args.time_budget is None:
         args.epochs = 50
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be 1 or more, got {args.epochs}")
+    if args.time_budget is not None and not args.time_budget > 0:
+        raise UserError(f"--time-budget must be a positive number of minutes, got "
+                        f"{args.time_budget}")
+    out = Path(args.out)
+    resuming_in_place = args.resume and Path(args.resume).resolve() == out.resolve()
+    if out.exists() and not resuming_in_place and not (
+            args.overwrite and out.suffix.lower() in (".pt", ".pth")):
+        raise UserError(f"--out {out} exists; choose a new file name"
+                        + (" or add --overwrite" if out.suffix.lower() in (".pt", ".pth")
+                           else ""))
+
     kwargs = json.loads(args.encoder_kwargs) if args.encoder_kwargs else {}
     config = TrainConfig(
         encoder=args.encoder,
@@ -63,9 +79,11 @@ def _cmd_train(args) -> int:
         epoch_images=args.epoch_images,
     )
     summary = train(config, train_pairs, val_pairs, args.out, resume=args.resume, init=args.init,
-                    log=lambda s: print(s, file=sys.stderr, flush=True))
+                    log=lambda s: print(s, file=sys.stderr, flush=True),
+                    trust_code=args.trust_code)
     if val_pairs and not args.no_tune and Path(args.out).exists():
-        summary["thresholds"] = finalize_thresholds(args.out, val_pairs, args.device)
+        summary["thresholds"] = finalize_thresholds(args.out, val_pairs, args.device,
+                                                    trust_code=args.trust_code)
     summary.pop("history", None)
     print(json.dumps(summary, indent=2, default=str))
     return 130 if summary["interrupted"] else 0
@@ -76,6 +94,11 @@ def _cmd_evaluate(args) -> int:
 
     from napari_unetseg.core.metrics import evaluate_folders
 
+    if args.csv and Path(args.csv).exists() and not (
+            args.overwrite and Path(args.csv).suffix.lower() == ".csv"):
+        raise UserError(f"--csv {args.csv} exists; choose a new file name"
+                        + ("" if Path(args.csv).suffix.lower() != ".csv"
+                           else " or add --overwrite"))
     summary, rows = evaluate_folders(args.gt, args.pred)
     if args.csv:
         with open(args.csv, "w", newline="") as f:
@@ -87,35 +110,88 @@ def _cmd_evaluate(args) -> int:
 
 
 def _collect_inputs(inputs: list[str]) -> list[Path]:
-    from napari_unetseg.core.io import list_images
+    """Image files named or found in folders; label TIFFs written by unetseg are skipped."""
+    from napari_unetseg.core.io import is_label_tiff, list_images
 
     files: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             found = list_images(p)
+            labels = [f for f in found if is_label_tiff(f)]
+            if labels:
+                print(f"unetseg predict: {p}: skipping {len(labels)} label file(s) written by "
+                      f"unetseg, e.g. {labels[0].name}", file=sys.stderr)
+            found = [f for f in found if f not in labels]
             if not found:
                 print(f"unetseg predict: {p}: no images in this folder", file=sys.stderr)
             files.extend(found)
+        elif not p.exists():
+            raise UserError(f"{p}: file not found")
         else:
             files.append(p)
     return files
 
 
+def _check_outputs(files: list[Path], out_dir: Path) -> None:
+    """Refuse output plans that would lose data: two inputs writing one file, or an output
+    file that is one of the inputs."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is a file; give a folder for the label files")
+    seen: dict[str, Path] = {}
+    inputs = {f.resolve() for f in files}
+    for f in files:
+        target = out_dir / f"{f.stem}.tif"
+        if f.stem in seen:
+            raise UserError(f"{seen[f.stem]} and {f} would both be written to {target}; "
+                            "rename one or segment them into different --out folders")
+        seen[f.stem] = f
+        if target.resolve() in inputs:
+            raise UserError(f"{target} is an input image and would be replaced by its labels; "
+                            "choose another --out folder")
+
+
+def _check_thresholds(args) -> None:
+    import math
+
+    for key in ("mask_threshold", "seed_threshold"):
+        v = getattr(args, key)
+        if v is not None and not (math.isfinite(v) and 0 <= v <= 1):
+            raise UserError(f"--{key.replace('_', '-')} must be in [0, 1], got {v}")
+    if args.min_size is not None and args.min_size < 0:
+        raise UserError(f"--min-size must be 0 or more pixels, got {args.min_size}")
+
+
 def _cmd_predict(args) -> int:
+    import numpy as np
     from tqdm.auto import tqdm
 
+    from napari_unetseg.core.diameter import parse_diameter
     from napari_unetseg.core.inference import Predictor, check_axes
-    from napari_unetseg.core.io import ImageReadError, read_image_with_axes, write_label_tiff
+    from napari_unetseg.core.io import (
+        ImageReadError,
+        is_label_tiff,
+        read_image_with_axes,
+        write_label_tiff,
+    )
     from napari_unetseg.core.pipeline import segment_image
     from napari_unetseg.core.postprocess import watershed_from_maps
 
+    _check_thresholds(args)
+    parse_diameter(args.diameter)
     files = _collect_inputs(args.inputs)
     if not files:
         raise UserError("no input images")
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    predictor = Predictor(args.model, args.device, precision=args.precision)
+    _check_outputs(files, out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create --out folder {out_dir}: {exc.strerror}") from None
+    if not os.access(out_dir, os.W_OK):
+        raise UserError(f"--out folder {out_dir} is not writable")
+    predictor = Predictor(args.model, args.device, precision=args.precision,
+                          trust_code=args.trust_code)
     thresholds = dict(predictor.thresholds)
     for key in ("mask_threshold", "seed_threshold", "min_size"):
         if getattr(args, key) is not None:
@@ -127,6 +203,12 @@ def _cmd_predict(args) -> int:
         target = out_dir / f"{path.stem}.tif"
         if target.exists() and not args.overwrite:
             tqdm.write(f"skipped {path.name}: {target} exists (use --overwrite)", file=sys.stderr)
+            continue
+        if target.exists() and not is_label_tiff(target):
+            # --overwrite replaces label files only, never an image or anything else.
+            failures += 1
+            tqdm.write(f"unetseg predict: {target} exists and is not a label file written by "
+                       "unetseg; not replaced", file=sys.stderr)
             continue
         try:
             image, file_axes = read_image_with_axes(path)
@@ -142,9 +224,15 @@ def _cmd_predict(args) -> int:
                     bar.refresh()
 
             if args.save_maps:
+                info: dict = {}
                 maps = predictor.predict(image, axes=axes, tile=args.tile, tta=args.tta,
-                                         progress=progress, diameter=args.diameter)
-                labels = watershed_from_maps(maps, predictor.targets, **thresholds)
+                                         progress=progress, diameter=args.diameter, info=info)
+                # min_size is an area at the model's scale (one scale per image here: the
+                # median of its planes').
+                scale = float(np.median(info["scales"]))
+                labels = watershed_from_maps(
+                    maps, predictor.targets, **dict(
+                        thresholds, min_size=int(round(thresholds["min_size"] / scale**2))))
             else:
                 # Bounded memory: large planes are segmented band by band.
                 labels = segment_image(predictor, image, thresholds, axes=axes,
@@ -181,8 +269,15 @@ def _write_maps(path: Path, maps, axes: str, overwrite: bool) -> None:
     # ImageJ wants TZCYX order: move the channel axis just before Y.
     data = np.moveaxis(maps, 0, -3)
     ij_axes = axes[:-2] + "CYX"
-    tifffile.imwrite(path, data.astype(np.float32), imagej=True,
-                     metadata={"axes": ij_axes}, compression="zlib")
+    # Atomic: a full disk or Ctrl-C leaves no truncated file that a rerun would skip.
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tifffile.imwrite(tmp, data.astype(np.float32), imagej=True,
+                         metadata={"axes": ij_axes}, compression="zlib")
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _cmd_quantize(args) -> int:
@@ -194,7 +289,7 @@ def _cmd_quantize(args) -> int:
     from napari_unetseg.core.optimize import int8_path, quantize_int8
 
     src = checkpoint_path(args.model)
-    model, _ = load_checkpoint(src)
+    model, _ = load_checkpoint(src, trust_code=args.trust_code)
     files = list_images(args.images)
     if not files:
         raise UserError(f"{args.images}: no images to calibrate on")
@@ -231,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_info)
 
     s = sub.add_parser("train", help="train a model on image/label pairs")
+    s.add_argument("--trust-code", action="store_true",
+                   help="let a checkpoint build its encoder by calling a function it names "
+                        "(only for files from people you trust)")
     s.add_argument("--images", required=True, help="folder of images")
     s.add_argument("--labels", required=True, help="folder of label images (same file stems)")
     s.add_argument("--val-list", help="file listing the image stems held out for validation")
@@ -274,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no stain/colour/camera augmentation")
     s.add_argument("--workers", type=int, default=0,
                    help="processes preparing training batches (default 0: none)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace an existing checkpoint at --out")
     s.add_argument("--epoch-images", type=int, metavar="N",
                    help="crops per epoch, validation after each (default: one per image)")
     s.add_argument("--resume", help="continue from this checkpoint (and its .resume.pt)")
@@ -288,9 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gt", required=True, help="folder of ground-truth label images")
     s.add_argument("--pred", required=True, help="folder of predicted label images (same stems)")
     s.add_argument("--csv", help="also write per-image scores to this CSV file")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing CSV file")
     s.set_defaults(func=_cmd_evaluate)
 
     s = sub.add_parser("predict", help="segment images into TIFF label files")
+    s.add_argument("--trust-code", action="store_true",
+                   help="let a checkpoint build its encoder by calling a function it names "
+                        "(only for files from people you trust)")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     s.add_argument("--out", required=True, help="output folder (one <stem>.tif per input)")
     s.add_argument("--model", default="default", help="'default' or a checkpoint file")
@@ -314,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_predict)
 
     s = sub.add_parser("quantize", help="make an int8 version of a model for faster CPU use")
+    s.add_argument("--trust-code", action="store_true",
+                   help="let a checkpoint build its encoder by calling a function it names "
+                        "(only for files from people you trust)")
     s.add_argument("model", help="checkpoint file")
     s.add_argument("--images", required=True, help="folder of typical images to calibrate on")
     s.add_argument("-n", type=int, default=32, help="number of calibration images")

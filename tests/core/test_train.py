@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from napari_unetseg.core.data import CropSampler, make_sample
@@ -20,7 +19,7 @@ def test_weighted_training_finds_the_nuclei_without_painting_background(targets)
 
     torch.manual_seed(0)
     image = read_image(SAMPLES / "fluorescence_nuclei.png")[:256, :256]
-    labels = read_labels(SAMPLES / "fluorescence_nuclei_labels.tif")[:256, :256].astype(np.int32)
+    labels = read_labels(SAMPLES / "labels" / "fluorescence_nuclei.tif")[:256, :256]
     sample = make_sample("f", image, labels, DEFAULT_NORMALIZATION)
     sampler = CropSampler([sample], 64, targets, 3, weighted=True, colour_augment=False, seed=0)
     model = build_model("unet", 3, targets, encoder_kwargs={"depth": 3, "base_width": 8})

@@ -23,7 +23,10 @@ ColourTransform = Callable[[np.ndarray], np.ndarray]
 def hed_jitter(rgb: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
     """Change the amounts of haematoxylin, eosin and DAB in an RGB image.
 
-    Each stain concentration ``c`` becomes ``alpha * c + beta`` (Tellez et al., 2018).
+    Each stain concentration ``c`` becomes ``alpha * c + beta`` (Tellez et al., 2018), with
+    the stain vectors of ``skimage.color`` (Ruifrok & Johnston). The concentrations are
+    taken in optical density without clipping them at zero (as ``rgb2hed``/``hed2rgb`` do),
+    so that ``alpha = 1, beta = 0`` gives the image back exactly.
 
     Parameters
     ----------
@@ -37,11 +40,12 @@ def hed_jitter(rgb: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarr
     ndarray
         (Y, X, 3) float32 in [0, 1].
     """
-    from skimage.color import hed2rgb, rgb2hed
+    from skimage.color import hed_from_rgb, rgb_from_hed
 
-    hed = rgb2hed(np.clip(rgb, 0, 1))
-    hed = hed * np.asarray(alpha, np.float32) + np.asarray(beta, np.float32)
-    return np.clip(hed2rgb(hed), 0, 1).astype(np.float32)
+    od = -np.log(np.clip(rgb, 1e-6, 1).astype(np.float32))
+    conc = od @ hed_from_rgb.astype(np.float32)
+    conc = conc * np.asarray(alpha, np.float32) + np.asarray(beta, np.float32)
+    return np.clip(np.exp(-(conc @ rgb_from_hed.astype(np.float32))), 0, 1)
 
 
 def hue_saturation(rgb: np.ndarray, hue_shift: float, saturation: float) -> np.ndarray:

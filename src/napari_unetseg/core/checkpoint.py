@@ -151,13 +151,106 @@ def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
     return info
 
 
-def load_checkpoint(path: str | Path):
+#: Sane bounds for an architecture read from a file: beyond them a tiny file could make
+#: building the model take all memory.
+ARCH_LIMITS = {"depth": 8, "base_width": 512, "in_channels": 16, "decoder_width": 4096,
+               "decoder_stages": 12}
+#: Keys of the model configuration that are passed on to :func:`build_model`.
+_BUILD_KEYS = ("encoder", "in_channels", "targets", "upsample", "encoder_kwargs",
+               "decoder_channels")
+# timm arguments that would read files or reach the network while building.
+_UNSAFE_TIMM_WORDS = ("checkpoint", "pretrained", "file", "url", "path", "hub", "cache")
+
+
+def check_thresholds(thresholds: dict, path="thresholds") -> dict:
+    """Validated watershed thresholds: probabilities in [0, 1], a non-negative min size.
+
+    Raises
+    ------
+    CheckpointError
+        One sentence naming the bad value.
+    """
+    import math
+
+    out = {}
+    for key in ("mask_threshold", "seed_threshold"):
+        v = thresholds.get(key)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not (
+                math.isfinite(v) and 0 <= v <= 1):
+            raise CheckpointError(f"{path}: {key} = {v!r} is not a number in [0, 1]")
+        out[key] = float(v)
+    v = thresholds.get("min_size")
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not (
+            math.isfinite(v) and 0 <= v <= 1e9):
+        raise CheckpointError(f"{path}: min_size = {v!r} is not a non-negative number of pixels")
+    out["min_size"] = int(v)
+    return out
+
+
+def checked_config(config, path, trust_code: bool = False) -> dict:
+    """The build arguments of a checkpoint's configuration, refused when unsafe.
+
+    Building from a file never imports code the file names (``module:`` encoders) unless
+    ``trust_code`` is given, never downloads or reads other files, and refuses
+    architectures beyond :data:`ARCH_LIMITS`.
+
+    Raises
+    ------
+    CheckpointError
+        One sentence naming the problem and what to do.
+    """
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} has no model configuration; it is not a napari-unetseg "
+                              "checkpoint or is damaged")
+    build = {k: config[k] for k in _BUILD_KEYS if k in config}
+    encoder = build.get("encoder")
+    if not isinstance(encoder, str):
+        raise CheckpointError(f"{path}: the model configuration names no encoder")
+    kwargs = build.get("encoder_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise CheckpointError(f"{path}: encoder_kwargs must be a dict, got {type(kwargs).__name__}")
+    if encoder.startswith("module:") and not trust_code:
+        raise CheckpointError(
+            f"{path} builds its encoder by calling {encoder[7:]!r}, code named in the file; "
+            "refused for safety. Load it with trust_code=True (unetseg: --trust-code) only if "
+            "you trust where the file came from"
+        )
+    if encoder.startswith("timm:"):
+        bad = [k for k in kwargs if any(w in str(k).lower() for w in _UNSAFE_TIMM_WORDS)]
+        if bad:
+            raise CheckpointError(f"{path}: encoder argument {bad[0]!r} would read files or "
+                                  "the network while building; refused")
+
+    def bounded(name, value, limit):
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+            raise CheckpointError(f"{path}: {name} = {value!r} is outside 1..{limit}; the file "
+                                  "is damaged or not meant for this program")
+
+    bounded("in_channels", build.get("in_channels"), ARCH_LIMITS["in_channels"])
+    if encoder == "unet":
+        for key in ("depth", "base_width"):
+            if key in kwargs:
+                bounded(f"encoder {key}", kwargs[key], ARCH_LIMITS[key])
+    dec = build.get("decoder_channels")
+    if dec is not None:
+        if not isinstance(dec, list) or len(dec) > ARCH_LIMITS["decoder_stages"]:
+            raise CheckpointError(f"{path}: decoder_channels must be a list of at most "
+                                  f"{ARCH_LIMITS['decoder_stages']} widths")
+        for w in dec:
+            bounded("a decoder width", w, ARCH_LIMITS["decoder_width"])
+    return build
+
+
+def load_checkpoint(path: str | Path, *, trust_code: bool = False):
     """Rebuild a model from a checkpoint.
 
     Parameters
     ----------
     path : str or Path
         A ``.pt`` file written by :func:`save_checkpoint`, or ``"default"``.
+    trust_code : bool
+        Allow an encoder built by a function the file names (``module:`` encoders). Off by
+        default: such a file is refused (see :func:`checked_config`).
 
     Returns
     -------
@@ -170,17 +263,25 @@ def load_checkpoint(path: str | Path):
         Missing file, not a checkpoint, newer format, truncated file, or weights that do not
         fit the stored configuration.
     """
+    import torch
+
     from .model import build_model
 
     p = checkpoint_path(path)
     payload = _read(p)
-    config = payload["config"]
+    build = checked_config(payload.get("config"), p, trust_code)
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{p} holds no weights (state_dict of tensors); it is damaged")
+    for key in ("normalization", "thresholds"):
+        if not isinstance(payload.get(key), dict):
+            raise CheckpointError(f"{p} has no {key} settings; it is damaged")
+    thresholds = check_thresholds(payload["thresholds"], p)
     try:
-        model = build_model(**config)
+        model = build_model(**build)
     except Exception as exc:  # an unknown encoder, a missing builder module ...
         raise CheckpointError(f"cannot rebuild the model stored in {p}: {exc}") from None
-    state = {k: (v.float() if v.is_floating_point() else v)
-             for k, v in payload["state_dict"].items()}
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -189,8 +290,10 @@ def load_checkpoint(path: str | Path):
             f"the weights in {p} do not fit its model configuration ({first})"
         ) from None
     model.normalization = dict(payload["normalization"])
-    model.thresholds = dict(payload["thresholds"])
+    model.thresholds = thresholds
     diameter = payload.get("diameter")
+    if diameter is not None and not (isinstance(diameter, (int, float)) and 0 < diameter < 1e4):
+        raise CheckpointError(f"{p}: canonical diameter {diameter!r} is not a positive number")
     model.diameter = float(diameter) if diameter else None
     model.eval()
     info = {k: v for k, v in payload.items() if k not in ("state_dict", "format")}
@@ -198,7 +301,7 @@ def load_checkpoint(path: str | Path):
     return model, info
 
 
-def resolve_model(model):
+def resolve_model(model, trust_code: bool = False):
     """Accept a model, a checkpoint path or ``"default"`` and return a model."""
     from torch import nn
 
@@ -206,4 +309,4 @@ def resolve_model(model):
         if not hasattr(model, "normalization"):
             raise TypeError("expected a model built by napari_unetseg.core.build_model")
         return model
-    return load_checkpoint(model)[0]
+    return load_checkpoint(model, trust_code=trust_code)[0]

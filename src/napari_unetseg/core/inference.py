@@ -143,10 +143,13 @@ class Predictor:
         validation score), and runs fp32 otherwise.
     checkpoint : str or Path, optional
         The file an already loaded ``model`` came from, to find its int8 version.
+    trust_code : bool
+        Let a checkpoint build its encoder with a function it names (see
+        :func:`.checkpoint.load_checkpoint`); refused by default.
     """
 
     def __init__(self, model, device: str = "auto", precision: str = "auto", *,
-                 checkpoint: str | os.PathLike | None = None):
+                 checkpoint: str | os.PathLike | None = None, trust_code: bool = False):
         from .checkpoint import checkpoint_path, resolve_model
         from .optimize import int8_file_for, optimize_for_inference
 
@@ -163,7 +166,7 @@ class Predictor:
         int8_file = None
         if precision == "int8" or (precision == "auto" and self.device.type == "cpu"):
             int8_file = int8_file_for(checkpoint, required=precision == "int8")
-        model = resolve_model(model)
+        model = resolve_model(model, trust_code)
         self.model = model
         self.targets: str = model.targets
         self.normalization: dict = model.normalization
@@ -333,13 +336,20 @@ class Predictor:
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
         diameter: float | str | None = None,
+        info: dict | None = None,
     ) -> np.ndarray:
-        """Probability maps of an image; see :func:`predict`."""
+        """Probability maps of an image; see :func:`predict`.
+
+        ``info``, when given, receives ``scales`` and ``diameters``, one per plane.
+        """
         image = np.asarray(image)
         axes = check_axes(image.shape, axes)
         planes, stack_shape = planes_of(image, axes)
         h, w = planes.shape[1:3]
-        scales = [self.plane_scale(p, diameter, cancel=cancel)[0] for p in planes]
+        sized = [self.plane_scale(p, diameter, cancel=cancel) for p in planes]
+        scales = [s for s, _ in sized]
+        if info is not None:
+            info.update(scales=scales, diameters=[d for _, d in sized])
         counts = [self.tile_count(scaled_shape((h, w), s), tile, overlap) for s in scales]
         done = np.concatenate([[0], np.cumsum(counts)])
         out = np.empty((self.n_outputs, planes.shape[0], h, w), np.float32)

@@ -203,7 +203,7 @@ def write_label_tiff(
             tifffile.imwrite(tmp, data, imagej=True, metadata=md, **options)
         else:
             warnings.warn(
-                f"{path.name}: {max_label} labels do not fit 16 bits; written as uint32, "
+                f"{path.name}: label {max_label} does not fit 16 bits; written as {dtype}, "
                 "which ImageJ/Fiji cannot display",
                 LabelTiffWarning,
                 stacklevel=2,

@@ -64,17 +64,32 @@ def evaluate_folders(gt_dir, pred_dir) -> tuple[dict, list[dict]]:
     A missing prediction scores 0 for its image. Returns the summary (``mAP_50_95``,
     ``AP50``, ``AP75``, ``images``, ``missing_predictions``) and one row per image.
     """
-    from .io import ImageReadError, list_images, read_labels
+    from .io import ImageReadError, is_label_tiff, list_images, read_labels
 
     gts = {p.stem: p for p in list_images(gt_dir)}
     if not gts:
         raise ImageReadError(f"{gt_dir}: no label images")
     preds = {p.stem: p for p in list_images(pred_dir)}
+    # Label files written by unetseg that match no ground truth mean mixed-up folders (maps
+    # files and other images beside them are ignored).
+    orphans = sorted(s for s in set(preds) - set(gts) if is_label_tiff(preds[s]))
+    if orphans:
+        raise ImageReadError(
+            f"{len(orphans)} prediction(s) in {pred_dir} have no ground truth in {gt_dir} "
+            f"(e.g. {preds[orphans[0]].name}); are --gt and --pred the right folders?")
     per, rows, missing = [], [], 0
     for stem in sorted(gts):
         gt = read_labels(gts[stem])
+        if gt.size and gt.min() < 0:
+            raise ImageReadError(f"{gts[stem]}: ground truth has negative labels")
         if stem in preds:
-            s = image_scores(gt, read_labels(preds[stem]))
+            pred = read_labels(preds[stem])
+            if pred.shape != gt.shape:
+                raise ImageReadError(f"{preds[stem]}: shape {pred.shape} differs from its ground "
+                                     f"truth {gts[stem].name} {gt.shape}")
+            if pred.size and pred.min() < 0:
+                raise ImageReadError(f"{preds[stem]}: prediction has negative labels")
+            s = image_scores(gt, pred)
         else:
             s = np.zeros(IOU_THRESHOLDS.size)
             missing += 1

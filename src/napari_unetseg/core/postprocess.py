@@ -78,8 +78,11 @@ def relative_to_component_peak(
 
 
 def label_dtype(max_label: int) -> np.dtype:
-    """uint16 when the labels fit (what ImageJ shows), else uint32."""
-    return np.dtype(np.uint16) if max_label <= np.iinfo(np.uint16).max else np.dtype(np.uint32)
+    """uint16 when the labels fit (what ImageJ shows), else uint32, else uint64."""
+    for dtype in (np.uint16, np.uint32):
+        if max_label <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.uint64)
 
 
 class SeededWatershed:
@@ -312,20 +315,25 @@ class StackSegmentation:
         self.stack_shape = tuple(stack_shape)
         self.sheds: dict[int, SeededWatershed] = {}
         self.maps: dict[int, np.ndarray] = {}
+        #: Rescale factor each plane was predicted at (``min_size`` is at the model's scale).
+        self.scales: dict[int, float] = {}
 
     @property
     def n_planes(self) -> int:
         return int(np.prod(self.stack_shape)) if self.stack_shape else 1
 
-    def add_plane(self, index: int, maps: np.ndarray) -> None:
-        """Store the (C, Y, X) maps of one plane."""
+    def add_plane(self, index: int, maps: np.ndarray, scale: float = 1.0) -> None:
+        """Store the (C, Y, X) maps of one plane, predicted at rescale factor ``scale``."""
         self.maps[index] = maps
+        self.scales[index] = scale
         self.sheds[index] = SeededWatershed(maps, self.targets)
 
     def plane_labels(self, index: int, thresholds: dict) -> np.ndarray:
         """Labels 1..n of one plane (0 where the plane has not been segmented)."""
+        scale = self.scales.get(index, 1.0)
         return self.sheds[index].labels(
-            thresholds["mask_threshold"], thresholds["seed_threshold"], thresholds["min_size"]
+            thresholds["mask_threshold"], thresholds["seed_threshold"],
+            int(round(thresholds["min_size"] / scale**2)),
         )
 
     def stack_labels(self, thresholds: dict, shape: tuple[int, ...]) -> np.ndarray:

@@ -173,6 +173,7 @@ def train(
     init: str | Path | None = None,
     log: Callable[[str], None] = print,
     show_progress: bool = True,
+    trust_code: bool = False,
 ) -> dict[str, Any]:
     """Train a model and keep the best checkpoint (by validation mAP) at ``out``.
 
@@ -195,6 +196,8 @@ def train(
         Receives one line per epoch.
     show_progress : bool
         Show a tqdm progress bar.
+    trust_code : bool
+        Let ``resume``/``init`` build an encoder with a function the file names.
 
     Returns
     -------
@@ -219,7 +222,7 @@ def train(
 
     start_state = None
     if resume is not None:
-        model, info = load_checkpoint(resume)
+        model, info = load_checkpoint(resume, trust_code=trust_code)
         rs = Path(resume).with_name(Path(resume).name + ".resume.pt")
         if rs.exists():
             start_state = torch.load(rs, map_location="cpu", weights_only=True)
@@ -234,7 +237,7 @@ def train(
         config.targets = model.targets
         config.canonical_diameter = model.diameter
     elif init is not None:
-        model, info = load_checkpoint(init)
+        model, info = load_checkpoint(init, trust_code=trust_code)
         built = info["config"]
         for key in ("encoder", "encoder_kwargs", "upsample"):
             setattr(config, key, built[key])
@@ -453,12 +456,13 @@ def train(
 
 
 def finalize_thresholds(
-    checkpoint: str | Path, val_pairs: list[tuple[Path, Path]], device: str = "auto"
+    checkpoint: str | Path, val_pairs: list[tuple[Path, Path]], device: str = "auto",
+    trust_code: bool = False,
 ) -> dict[str, Any]:
     """Tune the default thresholds of a trained checkpoint on validation images; rewrite it."""
     from .checkpoint import load_checkpoint, save_checkpoint
 
-    model, info = load_checkpoint(checkpoint)
+    model, info = load_checkpoint(checkpoint, trust_code=trust_code)
     val = [load_pair(ip, lp) for ip, lp in val_pairs]
     maps, scales = predict_maps(model, [v[0] for v in val], device)
     gts = [v[1] for v in val]

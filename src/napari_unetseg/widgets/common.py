@@ -42,3 +42,62 @@ def preload_labels_display() -> None:
     except ImportError:
         return
     DashAtlas()
+
+
+# Workers still running, held here so that their Qt signal objects outlive the widget that
+# started them: a worker whose signals were garbage-collected with a closed widget emits
+# into a deleted object from its thread, and Qt aborts the whole process.
+_RUNNING: set = set()
+_EXIT_WAIT_MS = 30_000
+
+
+def is_alive(widget) -> bool:
+    """Whether the C++ side of a Qt object still exists (closed widgets are deleted)."""
+    try:
+        widget.objectName()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _guarded(owner, callback):
+    def call(*args):
+        if is_alive(owner):
+            callback(*args)
+
+    return call
+
+
+def _wait_for_workers() -> None:
+    """At interpreter exit: let running workers end before Python tears down under them."""
+    from qtpy.QtCore import QThreadPool
+
+    if _RUNNING:
+        QThreadPool.globalInstance().waitForDone(_EXIT_WAIT_MS)
+
+
+def start_worker(owner, func, *args, returned=None, errored=None, finished=None,
+                 yielded=None):
+    """Run ``func(*args)`` in a napari worker thread on behalf of the widget ``owner``.
+
+    Callbacks run on the UI thread, and only while ``owner`` exists: a result that arrives
+    after its panel or the viewer was closed is dropped. The worker itself is kept alive
+    until it ends (see :data:`_RUNNING`). Errors go to ``errored`` (never to napari's
+    global handler, which would report them twice).
+    """
+    import atexit
+
+    from napari.qt.threading import create_worker
+
+    if not _RUNNING:
+        atexit.unregister(_wait_for_workers)
+        atexit.register(_wait_for_workers)
+    worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True)
+    for name, callback in (("returned", returned), ("errored", errored),
+                           ("yielded", yielded), ("finished", finished)):
+        if callback is not None:
+            getattr(worker, name).connect(_guarded(owner, callback))
+    _RUNNING.add(worker)
+    worker.finished.connect(lambda: _RUNNING.discard(worker))
+    worker.start()
+    return worker

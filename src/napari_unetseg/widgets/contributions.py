@@ -22,7 +22,7 @@ def sample_layers(name: str, with_labels: bool = False) -> list[tuple]:
     image = read_image(SAMPLE_DIR / f"{name}.png")
     layers = [(image, {"name": name, "rgb": image.ndim == 3}, "image")]
     if with_labels:
-        labels = read_labels(SAMPLE_DIR / f"{name}_labels.tif")
+        labels = read_labels(SAMPLE_DIR / "labels" / f"{name}.tif")
         layers.append((labels, {"name": f"{name} ground truth", "opacity": 0.5}, "labels"))
     return layers
 

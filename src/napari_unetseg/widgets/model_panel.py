@@ -144,20 +144,19 @@ class ModelPanel(QGroupBox):
     # ------------------------------------------------------------------ loading
     def load(self, path: str, force: bool = False) -> None:
         """Load a checkpoint (``"default"`` or a path) in the background."""
-        from napari.qt.threading import create_worker
+        from .common import start_worker
 
         key = (str(path), self.device)
         if key in self._cache and not (force and key[0] != self.current):
             self._set_loaded(key[0], *self._cache[key])
             return
         self.device_label.setText("loading…")
-        worker = create_worker(_load_predictor, key[0], key[1], _start_thread=False,
-                               _ignore_errors=True)
-        worker.returned.connect(lambda result, k=key: self._on_loaded(k, result))
-        worker.errored.connect(lambda exc, p=key[0]: self._on_failed(p, exc))
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        worker.start()
+        self._worker = start_worker(
+            self, _load_predictor, key[0], key[1],
+            returned=lambda result, k=key: self._on_loaded(k, result),
+            errored=lambda exc, p=key[0]: self._on_failed(p, exc),
+            finished=self._on_finished,
+        )
 
     def _on_finished(self) -> None:
         self._worker = None

@@ -15,6 +15,7 @@ from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -25,7 +26,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
-from .common import preload_labels_display, refresh_layer_combo
+from .common import preload_labels_display, refresh_layer_combo, start_worker
 from .model_panel import ModelPanel
 from .session import STATE_KEY, ImageView, SegmentationState, segment_planes
 
@@ -33,6 +34,18 @@ SCOPES = ("Current plane", "Whole stack")
 #: Planes larger than this are re-thresholded in a worker thread, latest thresholds first,
 #: so that dragging a slider does not block the viewer (2048^2 took 0.2 s on the UI thread).
 LIVE_PIXELS = 2 * 2**20
+
+
+def describe_diameters(diameters: list, typed: float | None) -> str:
+    """' Nucleus diameter ...' for the status line ('' when the model has none)."""
+    found = [d for d in diameters if d]
+    if not found:
+        return "" if typed is None else " No nucleus diameter applies to this model."
+    how = "as typed" if typed is not None else "estimated"
+    if len(found) == 1:
+        return f" Nucleus diameter {found[0]:.1f} px ({how})."
+    return (f" Nucleus diameter {min(found):.1f}-{max(found):.1f} px over {len(found)} "
+            f"planes ({how}).")
 
 
 class _Relay(QObject):
@@ -49,6 +62,13 @@ SEED_TIPS = {
                             "of the peak of its blob",
     "binary": "Seeds: mask above this",
 }
+
+
+DIAMETER_TIP = (
+    "Typical nucleus diameter in pixels. 'auto' estimates it for each image or plane; the "
+    "image is rescaled so that its nuclei have the size the model was trained at, and the "
+    "labels come back on the image's own pixels. Type a value when the estimate is off."
+)
 
 
 class SegmentWidget(QWidget):
@@ -85,6 +105,13 @@ class SegmentWidget(QWidget):
         self.scope_combo = QComboBox()
         self.scope_combo.addItems(SCOPES)
         self.scope_combo.setToolTip("For stacks: the plane on screen, or every plane")
+        self.diameter_box = QDoubleSpinBox()
+        self.diameter_box.setRange(0.0, 1000.0)
+        self.diameter_box.setDecimals(1)
+        self.diameter_box.setSuffix(" px")
+        # 0 shows as "auto": Qt's own way to offer a special value in a number box.
+        self.diameter_box.setSpecialValueText("auto")
+        self.diameter_box.setToolTip(DIAMETER_TIP)
         self.maps_check = QCheckBox("Also show probability maps")
         self.run_button = QPushButton("Run")
         self.run_button.setToolTip("Segment the chosen image with the loaded model")
@@ -98,6 +125,12 @@ class SegmentWidget(QWidget):
         form = QFormLayout(seg)
         form.addRow("Image:", self.layer_combo)
         form.addRow("Planes:", self.scope_combo)
+        self.diameter_label = QLabel("")
+        self.diameter_label.setToolTip("The diameter the last run used")
+        drow = QHBoxLayout()
+        drow.addWidget(self.diameter_box)
+        drow.addWidget(self.diameter_label)
+        form.addRow("Nucleus diameter:", drow)
         form.addRow(self.maps_check)
         form.addRow(buttons)
         form.addRow(self.status_label)
@@ -187,8 +220,17 @@ class SegmentWidget(QWidget):
             s.setValue(t[key])
             s.blockSignals(False)
 
+    def diameter(self) -> float | None:
+        """The nucleus diameter typed in (px), or None for automatic."""
+        value = float(self.diameter_box.value())
+        return value if value > 0 else None
+
     def _on_model_loaded(self, predictor) -> None:
         self.seed_slider.setToolTip(SEED_TIPS[predictor.targets])
+        sized = bool(predictor.diameter)
+        self.diameter_box.setEnabled(sized)
+        self.diameter_box.setToolTip(DIAMETER_TIP if sized else
+                                     "This model works at the image's own size (no diameter)")
         if self.labels_layer is None:
             self._set_sliders(predictor.thresholds)
 
@@ -236,8 +278,6 @@ class SegmentWidget(QWidget):
 
     def _update_in_background(self, state: SegmentationState, plane_only: bool) -> None:
         """Re-threshold in a worker; while one runs, only the latest request is kept."""
-        from napari.qt.threading import create_worker
-
         self._pending = (state, plane_only and bool(state.stack.stack_shape),
                          self.thresholds())
         if self._shed_worker is not None:
@@ -253,12 +293,10 @@ class SegmentWidget(QWidget):
                 return state.stack.plane_labels(i, t)
             return state.stack.stack_labels(t, state.view_shape)
 
-        worker = create_worker(work, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda lab: self._apply_background(state, t, i, lab))
-        worker.finished.connect(self._on_shed_finished)
-        self._shed_worker = worker
         self.count_label.setText("Updating…")
-        worker.start()
+        self._shed_worker = start_worker(
+            self, work, returned=lambda lab: self._apply_background(state, t, i, lab),
+            finished=self._on_shed_finished)
 
     def _apply_background(self, state, t, plane, labels) -> None:
         if self.labels_layer is None or self.labels_layer.metadata.get(STATE_KEY) is not state:
@@ -333,7 +371,6 @@ class SegmentWidget(QWidget):
     # ------------------------------------------------------------------ running
     def run(self) -> None:
         """Segment the chosen image layer in a worker thread."""
-        from napari.qt.threading import create_worker
         from napari.utils import progress
         from napari.utils.notifications import show_error
 
@@ -368,15 +405,13 @@ class SegmentWidget(QWidget):
         def work():
             preload_labels_display()
             return segment_planes(predictor, view, planes, thresholds, self._cancel.is_set,
-                                  self._relay.tick.emit)
+                                  self._relay.tick.emit, diameter)
 
         thresholds = self.thresholds()
-        worker = create_worker(work, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda r: self._on_done(layer, view, predictor, r))
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        worker.start()
+        diameter = self.diameter()
+        self._worker = start_worker(
+            self, work, returned=lambda r: self._on_done(layer, view, predictor, r),
+            errored=self._on_error, finished=self._on_finished)
 
     def run_when_ready(self) -> None:
         """Run now, or as soon as the model has loaded."""
@@ -402,7 +437,7 @@ class SegmentWidget(QWidget):
         self.status_label.setText(f"Segmenting… tile {done}/{total}")
 
     def _on_done(self, image_layer, view: ImageView, predictor, result) -> None:
-        stack, labels = result
+        stack, labels, diameters = result
         name = f"{image_layer.name} labels"
         state = SegmentationState(
             image_name=image_layer.name,
@@ -426,7 +461,7 @@ class SegmentWidget(QWidget):
                 # Segmenting one plane of a stack keeps the other planes already done.
                 for i, m in old.stack.maps.items():
                     if i not in stack.sheds:
-                        stack.add_plane(i, m)
+                        stack.add_plane(i, m, old.stack.scales.get(i, 1.0))
                 labels = stack.stack_labels(state.thresholds, view.label_shape)
             existing.metadata.update(metadata)
             self.labels_layer = existing
@@ -441,7 +476,12 @@ class SegmentWidget(QWidget):
         if self.maps_check.isChecked():
             self._show_maps(image_layer, view, stack, predictor.targets)
         seconds = time.perf_counter() - self._started
-        self.status_label.setText(f"Done in {seconds:.1f} s on {predictor.device}.")
+        said = describe_diameters(diameters, self.diameter())
+        self.status_label.setText(f"Done in {seconds:.1f} s on {predictor.device}." + said)
+        found = [d for d in diameters if d]
+        self.diameter_label.setText(
+            "" if not found else f"used {np.median(found):.1f} px"
+            + (" (median)" if len(found) > 1 else ""))
 
     def _on_paint(self, event) -> None:
         layer = event.source

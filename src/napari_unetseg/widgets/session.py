@@ -80,19 +80,29 @@ class SegmentationState:
                 self.edited[tuple(atom[0])] = True
 
 
-def segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick):
-    """Worker: maps and labels for the chosen planes (no Qt, no napari)."""
+def segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick,
+                   diameter=None):
+    """Worker: maps and labels for the chosen planes (no Qt, no napari).
+
+    Returns the :class:`StackSegmentation`, the labels, and the nucleus diameter used for
+    each plane (None where none applies; see :meth:`Predictor.plane_scale`).
+    """
     from napari_unetseg.core.postprocess import StackSegmentation
+    from napari_unetseg.core.resample import scaled_shape
 
     stack = StackSegmentation(predictor.targets, view.stack_shape)
-    per_plane = predictor.tile_count(view.plane_shape)
-    total = per_plane * len(planes)
+    diameters = []
     for k, i in enumerate(planes):
+        plane = view.plane(i)
+        scale, d = predictor.plane_scale(plane, diameter, thresholds=thresholds, cancel=cancel)
+        diameters.append(d)
+        per_plane = predictor.tile_count(scaled_shape(view.plane_shape, scale))
+        total = per_plane * len(planes)
         maps = predictor.predict_plane(
-            view.plane(i),
-            progress=lambda done, _t, k=k: tick(k * per_plane + done, total),
+            plane, scale=scale,
+            progress=lambda done, _t, k=k, p=per_plane, n=total: tick(k * p + done, n),
             cancel=cancel,
         )
-        stack.add_plane(i, maps)
+        stack.add_plane(i, maps, scale)
     labels = stack.stack_labels(thresholds, view.label_shape)
-    return stack, labels
+    return stack, labels, diameters

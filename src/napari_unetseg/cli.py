@@ -26,17 +26,6 @@ def _cmd_train(args) -> int:
     from napari_unetseg.core.diameter import parse_diameter
     from napari_unetseg.core.train import TrainConfig, finalize_thresholds, train
 
-    if args.val_list and not Path(args.val_list).is_file():
-        raise UserError(f"--val-list {args.val_list}: file not found")
-    val_ids = read_id_list(args.val_list) if args.val_list else []
-    pairs = find_pairs(args.images, args.labels)
-    val_set = set(val_ids)
-    unknown = val_set - {p[0].stem for p in pairs}
-    if unknown:
-        raise UserError(f"{len(unknown)} id(s) of {args.val_list} have no image/label pair, "
-                        f"e.g. {sorted(unknown)[0]}")
-    train_pairs = [p for p in pairs if p[0].stem not in val_set]
-    val_pairs = [p for p in pairs if p[0].stem in val_set]
     if args.epochs is None and args.time_budget is None:
         args.epochs = 50
     if args.epochs is not None and args.epochs < 1:
@@ -51,7 +40,18 @@ def _cmd_train(args) -> int:
         raise UserError(f"--out {out} exists; choose a new file name"
                         + (" or add --overwrite" if out.suffix.lower() in (".pt", ".pth")
                            else ""))
-
+    parse_diameter(args.diameter)
+    if args.val_list and not Path(args.val_list).is_file():
+        raise UserError(f"--val-list {args.val_list}: file not found")
+    val_ids = read_id_list(args.val_list) if args.val_list else []
+    pairs = find_pairs(args.images, args.labels)
+    val_set = set(val_ids)
+    unknown = val_set - {p[0].stem for p in pairs}
+    if unknown:
+        raise UserError(f"{len(unknown)} id(s) of {args.val_list} have no image/label pair, "
+                        f"e.g. {sorted(unknown)[0]}")
+    train_pairs = [p for p in pairs if p[0].stem not in val_set]
+    val_pairs = [p for p in pairs if p[0].stem in val_set]
     kwargs = json.loads(args.encoder_kwargs) if args.encoder_kwargs else {}
     config = TrainConfig(
         encoder=args.encoder,
@@ -314,6 +314,7 @@ def _cmd_quantize(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from napari_unetseg.core.diameter import DEFAULT_CANONICAL_DIAMETER
     from napari_unetseg.core.inference import DEFAULT_TILE  # light: torch loads on first use
+    from napari_unetseg.core.modes import TARGET_MODES
 
     p = argparse.ArgumentParser(
         prog="unetseg",
@@ -338,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pretrained", action="store_true",
                    help="download ImageNet weights through timm (needs network)")
     s.add_argument("--targets", default="mask_border",
-                   choices=["mask_border", "three_class", "mask_border_distance"])
+                   choices=[n for n, m in TARGET_MODES.items() if m.trainable])
     s.add_argument("--upsample", default="transposed",
                    choices=["nearest", "bilinear", "transposed"])
     s.add_argument("--border-width", type=int,

@@ -94,7 +94,10 @@ def make_encoder(width: int = 8):
 def test_custom_encoder_with_builder_path_round_trips(tmp_path):
     model = build_model(f"module:{__name__}:make_encoder", 1, encoder_kwargs={"width": 6})
     path = save_checkpoint(model.eval(), tmp_path / "c.pt")
-    loaded, info = load_checkpoint(path)
+    # The file names code to call: refused unless the user trusts it.
+    with pytest.raises(CheckpointError, match="trust_code=True"):
+        load_checkpoint(path)
+    loaded, info = load_checkpoint(path, trust_code=True)
     x = torch.randn(1, 1, 40, 40)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .modes import target_mode
 from .normalize import PlaneScaling, apply_scaling, plane_scaling
 from .resample import resize_maps, resize_plane, scaled_shape
 from .tiling import tile_grid
@@ -49,6 +50,12 @@ def guess_axes(shape: tuple[int, ...]) -> str:
     """
     nd = len(shape)
     channel_last = nd >= 3 and 1 <= shape[-1] <= 4 and min(shape[-3:-1]) > 4
+    if nd >= 3 and not channel_last and shape[-1] <= 16 and min(shape[-3:-1]) > 16:
+        # (Y, X, 5) is an image with too many channels, not 256 planes 5 pixels wide.
+        raise ValueError(
+            f"image shape {tuple(shape)}: the last axis looks like {shape[-1]} channels; 1 to "
+            "4 are supported (pick the channels to segment, or give the axes explicitly)"
+        )
     if nd == 2:
         return "YX"
     if nd == 3:
@@ -255,10 +262,7 @@ class Predictor:
             return resize_maps(small, (h, w), out=out)
         if scaling.constant:
             # Nothing to see: background everywhere rather than noise from the network.
-            out[...] = 0
-            if self.targets == "three_class":
-                out[2] = 1
-            return out
+            return target_mode(self.targets).empty_maps(out)
         tile = min(tile, self.max_tile)
         grid = tile_grid((h, w), tile, overlap, align=self.model.total_stride)
         if batch_size is None:

@@ -18,11 +18,12 @@ from .encoders import (
     import_builder,
     load_encoder_weights,
 )
+from .modes import TARGET_MODES, target_mode
 from .normalize import DEFAULT_NORMALIZATION
 from .postprocess import DEFAULT_THRESHOLDS
 
 #: Output channels per target mode; see :mod:`napari_unetseg.core.targets`.
-TARGET_CHANNELS = {"mask_border": 2, "three_class": 3, "mask_border_distance": 3, "binary": 1}
+TARGET_CHANNELS = {name: mode.channels for name, mode in TARGET_MODES.items()}
 UPSAMPLE_MODES = ("nearest", "bilinear", "transposed")
 
 
@@ -139,7 +140,7 @@ class DynamicUNet(nn.Module):
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Map logits to probability maps: softmax for ``three_class``, sigmoid otherwise."""
-        if self.targets == "three_class":
+        if target_mode(self.targets).activation == "softmax":
             return torch.softmax(logits, dim=1)
         return torch.sigmoid(logits)
 

@@ -6,6 +6,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
+from .modes import target_mode
+
 #: Thresholds used when a checkpoint does not carry its own.
 DEFAULT_THRESHOLDS = {"mask_threshold": 0.5, "seed_threshold": 0.6, "min_size": 8}
 
@@ -19,16 +21,7 @@ def split_maps(maps: np.ndarray, targets: str) -> tuple[np.ndarray, np.ndarray]:
     watershed then scales it per foreground component, see :func:`relative_to_component_peak`.
     ``binary``: the mask for both.
     """
-    maps = np.asarray(maps, dtype=np.float32)
-    if targets == "mask_border":
-        return maps[0], maps[0] - maps[1]
-    if targets == "mask_border_distance":
-        return maps[0], maps[2]
-    if targets == "three_class":
-        return 1.0 - maps[2], maps[0]
-    if targets == "binary":
-        return maps[0], maps[0]
-    raise ValueError(f"unknown targets {targets!r}")
+    return target_mode(targets).split(np.asarray(maps, dtype=np.float32))
 
 
 def _label(binary: np.ndarray) -> tuple[np.ndarray, int]:
@@ -114,7 +107,7 @@ class SeededWatershed:
             self.mask, self.seed_map = maps[0], maps[1]
         else:
             self.mask, self.seed_map = split_maps(maps, targets)
-        self._relative = targets == "mask_border_distance"
+        self._relative = target_mode(targets).relative_seeds
         self._fg = None
         self._seeds_for_fg = None
         self._objects = None
@@ -201,6 +194,23 @@ def _plane_maps(maps: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     return maps.reshape(maps.shape[0], -1, *maps.shape[-2:]), stack_shape
 
 
+def _check_watershed_args(maps, targets, mask_threshold, seed_threshold, min_size) -> None:
+    """One-line errors for arguments that would silently give a wrong result."""
+    import math
+
+    maps = np.asarray(maps)
+    n = target_mode(targets).channels
+    if maps.ndim >= 3 and maps.shape[0] != n:
+        hint = " (channels last? maps are (C, ..., Y, X))" if maps.shape[-1] == n else ""
+        raise ValueError(f"{targets} maps have {n} channels first, got shape {maps.shape}"
+                         + hint)
+    for name, v in (("mask_threshold", mask_threshold), ("seed_threshold", seed_threshold)):
+        if not (isinstance(v, (int, float, np.floating)) and math.isfinite(v) and 0 <= v <= 1):
+            raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
+    if not (isinstance(min_size, (int, np.integer, float)) and 0 <= min_size < math.inf):
+        raise ValueError(f"min_size must be 0 or more pixels, got {min_size!r}")
+
+
 def watershed_from_maps(
     maps: np.ndarray,
     targets: str = "mask_border",
@@ -230,6 +240,7 @@ def watershed_from_maps(
     ndarray
         Labels of shape ``maps.shape[1:]``, uint16 or uint32.
     """
+    _check_watershed_args(maps, targets, mask_threshold, seed_threshold, min_size)
     planes, stack_shape = _plane_maps(maps)
     if not stack_shape:
         return SeededWatershed(planes[:, 0], targets).labels(
@@ -280,7 +291,7 @@ def watershed_reference(
     mask, seed_map = split_maps(maps, targets)
     fg = mask > mask_threshold
     comps = label(fg, connectivity=1)
-    if targets == "mask_border_distance":
+    if target_mode(targets).relative_seeds:
         # The scaling itself is tested on its own; this reference checks the caching and the
         # cropped watershed around it.
         seed_map = relative_to_component_peak(seed_map, comps, int(comps.max()))

@@ -110,22 +110,30 @@ def make_targets(
     ndarray
         float32, (C, Y, X).
     """
+    from .modes import target_mode
+
+    target_mode(mode)  # a one-line error for unknown modes
     labels = _check_labels(labels)
+    return _TARGET_BUILDERS[mode](labels, border_width).astype(np.float32)
+
+
+def _three_class(labels: np.ndarray, width: int) -> np.ndarray:
+    # A partition: the border class stays inside the nuclei, so that 1 - background is the
+    # mask itself (with the outer part of the band as border, every instance grew by it:
+    # AP50 0.68 but mAP 0.33 on val).
     mask = labels > 0
-    if mode == "binary":
-        return mask[None].astype(np.float32)
-    border = instance_border(labels, border_width)
-    if mode == "mask_border":
-        return np.stack([mask, border]).astype(np.float32)
-    if mode == "mask_border_distance":
-        return np.stack([mask, border, instance_center_distance(labels)]).astype(np.float32)
-    if mode == "three_class":
-        # A partition: the border class stays inside the nuclei, so that 1 - background is
-        # the mask itself (with the outer part of the band as border, every instance grew by
-        # it: AP50 0.68 but mAP 0.33 on val).
-        border &= mask
-        return np.stack([mask & ~border, border, ~mask]).astype(np.float32)
-    raise ValueError(f"unknown target mode {mode!r}")
+    border = instance_border(labels, width) & mask
+    return np.stack([mask & ~border, border, ~mask])
+
+
+#: How each target mode of :mod:`.modes` is made from instance labels.
+_TARGET_BUILDERS = {
+    "binary": lambda lab, w: (lab > 0)[None],
+    "mask_border": lambda lab, w: np.stack([lab > 0, instance_border(lab, w)]),
+    "mask_border_distance": lambda lab, w: np.stack(
+        [lab > 0, instance_border(lab, w), instance_center_distance(lab)]),
+    "three_class": _three_class,
+}
 
 
 def unet_weight_map(

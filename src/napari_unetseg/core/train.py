@@ -14,6 +14,7 @@ import numpy as np
 from .data import CropSampler, load_pair, load_samples, style_balanced_weights
 from .diameter import DEFAULT_CANONICAL_DIAMETER, median_diameter
 from .metrics import image_scores, summarize
+from .modes import target_mode
 from .postprocess import SeededWatershed
 from .targets import DEFAULT_BORDER_WIDTH
 
@@ -79,17 +80,17 @@ def loss_fn(logits, target, weights, targets: str):
     import torch
     import torch.nn.functional as F
 
-    if targets == "three_class":
+    mode = target_mode(targets)
+    if mode.activation == "softmax":
         pixel = F.cross_entropy(logits, target.argmax(1), reduction="none")
         p = logits.softmax(1)
     else:
         pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(1)
         p = torch.sigmoid(logits)
     pixel = (pixel * weights).mean() if weights is not None else pixel.mean()
-    if targets == "mask_border_distance":
-        # The distance is a soft target: BCE alone is minimal at p = target, while Dice
-        # would push it towards a binary centre mask.
-        p, target = p[:, :2], target[:, :2]
+    # Soft targets (the centre distance) get no Dice: BCE alone is minimal at p = target,
+    # while Dice would push it towards a binary mask.
+    p, target = p[:, : mode.dice_channels], target[:, : mode.dice_channels]
     inter = (p * target).sum((0, 2, 3))
     dice = (2 * inter + 1) / (p.sum((0, 2, 3)) + target.sum((0, 2, 3)) + 1)
     return pixel + (1 - dice).mean()
@@ -163,6 +164,25 @@ def _lr_factor(progress: float) -> float:
     return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p))
 
 
+def _read_training_state(path: Path, model) -> dict:
+    """The ``.resume.pt`` of a run, loaded into ``model``; one-line errors when foreign."""
+    import torch
+
+    from .checkpoint import CheckpointError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        for key in ("optimizer", "epoch", "step", "elapsed", "best"):
+            state[key]
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(
+            f"{path} is not a training state written by unetseg train ({msg[:120]}); "
+            "remove it to fine-tune the checkpoint's weights instead") from None
+    return state
+
+
 def train(
     config: TrainConfig,
     train_pairs: list[tuple[Path, Path]],
@@ -225,8 +245,7 @@ def train(
         model, info = load_checkpoint(resume, trust_code=trust_code)
         rs = Path(resume).with_name(Path(resume).name + ".resume.pt")
         if rs.exists():
-            start_state = torch.load(rs, map_location="cpu", weights_only=True)
-            model.load_state_dict(start_state["model"])
+            start_state = _read_training_state(rs, model)
         # What defines the model comes from the checkpoint, not from the command line.
         previous = info.get("provenance", {}).get("training", {})
         for key in ("encoder", "encoder_kwargs", "encoder_weights", "pretrained", "upsample",

@@ -26,6 +26,8 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
+from napari_unetseg.core.modes import TARGET_MODES
+
 from .common import preload_labels_display, refresh_layer_combo, start_worker
 from .model_panel import ModelPanel
 from .session import STATE_KEY, ImageView, SegmentationState, segment_planes
@@ -52,16 +54,6 @@ class _Relay(QObject):
     """Carries progress from a worker thread to the UI thread (queued signal)."""
 
     tick = Signal(int, int)
-
-
-#: What the seed threshold applies to, per target mode of the loaded model.
-SEED_TIPS = {
-    "mask_border": "Seeds (one per nucleus): mask - border above this",
-    "three_class": "Seeds (one per nucleus): interior probability above this",
-    "mask_border_distance": "Seeds (one per nucleus): centre distance above this fraction "
-                            "of the peak of its blob",
-    "binary": "Seeds: mask above this",
-}
 
 
 DIAMETER_TIP = (
@@ -138,7 +130,8 @@ class SegmentWidget(QWidget):
         # Watershed panel
         shed = QGroupBox("Watershed")
         self.mask_slider = self._slider(0.05, 0.95, "Foreground: mask probability above this")
-        self.seed_slider = self._slider(0.05, 0.95, SEED_TIPS["mask_border"])
+        self.seed_slider = self._slider(0.05, 0.95,
+                                        TARGET_MODES["mask_border"].seed_description)
         self.size_slider = QLabeledSlider(Qt.Orientation.Horizontal)
         self.size_slider.setRange(0, 500)
         self.size_slider.setToolTip("Objects smaller than this many pixels are removed")
@@ -226,7 +219,7 @@ class SegmentWidget(QWidget):
         return value if value > 0 else None
 
     def _on_model_loaded(self, predictor) -> None:
-        self.seed_slider.setToolTip(SEED_TIPS[predictor.targets])
+        self.seed_slider.setToolTip(TARGET_MODES[predictor.targets].seed_description)
         sized = bool(predictor.diameter)
         self.diameter_box.setEnabled(sized)
         self.diameter_box.setToolTip(DIAMETER_TIP if sized else
@@ -490,14 +483,7 @@ class SegmentWidget(QWidget):
             state.mark_edited(event.value, layer.data.shape)
 
     def _show_maps(self, image_layer, view, stack, targets: str) -> None:
-        names = {
-            "mask_border": ("mask probability", "border probability"),
-            "three_class": ("interior probability", "border probability",
-                            "background probability"),
-            "mask_border_distance": ("mask probability", "border probability",
-                                     "centre distance"),
-            "binary": ("mask probability",),
-        }[targets]
+        names = TARGET_MODES[targets].map_names
         for c, cname in enumerate(names):
             arr = np.zeros((view.n_planes, *view.plane_shape), np.float32)
             for i, m in stack.maps.items():

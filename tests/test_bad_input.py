@@ -1,0 +1,211 @@
+"""Bad input and unsafe files: a one-line error, exit status 2, nothing written or lost."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_unetseg.core import CheckpointError, load_checkpoint
+from tests.conftest import SAMPLES
+
+
+def unetseg(*args):
+    return subprocess.run([sys.executable, "-m", "napari_unetseg.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def one_line_error(run, *words):
+    assert run.returncode == 2, (run.returncode, run.stderr[-800:])
+    assert "Traceback" not in run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    for w in words:
+        assert w in last, last
+    return last
+
+
+def crafted(tiny_model_path, path, **changes):
+    """A copy of a real checkpoint with parts of its payload replaced."""
+    payload = torch.load(tiny_model_path, weights_only=True)
+    for key, value in changes.items():
+        if value is KeyError:
+            payload.pop(key)
+        elif isinstance(value, dict) and isinstance(payload.get(key), dict):
+            payload[key] = {**payload[key], **value}
+        else:
+            payload[key] = value
+    torch.save(payload, path)
+    return path
+
+
+# ------------------------------------------------------------------ security
+
+
+def test_a_checkpoint_never_runs_code_it_names(tmp_path, tiny_model_path):
+    marker = tmp_path / "pwned"
+    bad = crafted(tiny_model_path, tmp_path / "evil.pt",
+                  config={"encoder": "module:os:system",
+                          "encoder_kwargs": {"command": f"touch {marker}"}})
+    with pytest.raises(CheckpointError, match="refused for safety"):
+        load_checkpoint(bad)
+    img = tmp_path / "img.png"
+    img.write_bytes((SAMPLES / "tissue_stained.png").read_bytes())
+    for cmd in (("predict", img, "--out", tmp_path / "o", "--model", bad),
+                ("train", "--images", tmp_path, "--labels", tmp_path, "--init", bad,
+                 "--epochs", "1", "--out", tmp_path / "m.pt"),
+                ("quantize", bad, "--images", tmp_path)):
+        one_line_error(unetseg(*cmd), "refused for safety", "--trust-code")
+    assert not marker.exists()
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "o" / "img.tif").exists()
+
+
+def test_files_read_beside_a_checkpoint_cannot_run_code(tmp_path, tiny_model_path):
+    # The training state of --resume is read with weights_only too: pickled code is refused.
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (print, ("never",))
+
+    model = tmp_path / "m.pt"
+    model.write_bytes(tiny_model_path.read_bytes())
+    (tmp_path / "m.pt.resume.pt").write_bytes(pickle.dumps(Boom()))
+    from napari_unetseg.core.train import TrainConfig, train
+
+    with pytest.raises(CheckpointError, match="not a training state"):
+        train(TrainConfig(epochs=1), [], [], tmp_path / "out.pt", resume=model)
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"config": {"encoder_kwargs": {"depth": 100, "base_width": 1}}}, "depth = 100"),
+    ({"config": {"in_channels": 0}}, "in_channels = 0"),
+    ({"config": {"encoder": "timm:resnet18",
+                 "encoder_kwargs": {"checkpoint_path": "/etc/passwd"}}}, "checkpoint_path"),
+    ({"thresholds": {"mask_threshold": float("nan")}}, "mask_threshold"),
+    ({"thresholds": {"min_size": "big"}}, "min_size"),
+    ({"state_dict": KeyError}, "no weights"),
+    ({"state_dict": {"a": 1}}, "no weights"),
+    ({"config": KeyError}, "no model configuration"),
+    ({"normalization": KeyError}, "no normalization"),
+    ({"diameter": -3.0}, "diameter"),
+])
+def test_damaged_or_hostile_checkpoints_are_refused_in_one_line(tmp_path, tiny_model_path,
+                                                               change, words):
+    bad = crafted(tiny_model_path, tmp_path / "bad.pt", **change)
+    with pytest.raises(CheckpointError, match=words.split()[0]):
+        load_checkpoint(bad)
+
+
+# ------------------------------------------------------------------ data loss
+
+
+@pytest.fixture
+def image_dir(tmp_path):
+    d = tmp_path / "images"
+    d.mkdir()
+    for name in ("tissue_stained", "fluorescence_nuclei"):
+        (d / f"{name}.png").write_bytes((SAMPLES / f"{name}.png").read_bytes())
+    return d
+
+
+def test_predict_into_its_own_image_folder_is_refused(image_dir, tiny_model_path):
+    # Same stems as TIFF images in the input folder: labels would replace them.
+    tifffile.imwrite(image_dir / "cells.tif", np.zeros((64, 64), np.uint8))
+    before = (image_dir / "cells.tif").read_bytes()
+    run = unetseg("predict", image_dir, "--out", image_dir, "--overwrite", "--model",
+                  tiny_model_path)
+    one_line_error(run, "input image", "replaced")
+    assert (image_dir / "cells.tif").read_bytes() == before
+
+
+def test_two_inputs_with_one_stem_are_refused(image_dir, tiny_model_path, tmp_path):
+    tifffile.imwrite(image_dir / "tissue_stained.tif", np.zeros((64, 64), np.uint8))
+    run = unetseg("predict", image_dir, "--out", tmp_path / "out", "--model", tiny_model_path)
+    one_line_error(run, "both be written")
+    assert not list((tmp_path / "out").glob("*.tif")) if (tmp_path / "out").exists() else True
+
+
+def test_overwrite_replaces_label_files_only(image_dir, tiny_model_path, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "tissue_stained.tif").write_bytes((SAMPLES / "tissue_stained.png").read_bytes())
+    before = (out / "tissue_stained.tif").read_bytes()
+    run = unetseg("predict", image_dir / "tissue_stained.png", "--out", out, "--overwrite",
+                  "--model", tiny_model_path, "--quiet")
+    assert run.returncode == 1 and "not replaced" in run.stderr
+    assert (out / "tissue_stained.tif").read_bytes() == before
+
+
+def test_evaluate_never_writes_its_csv_over_other_files(tmp_path):
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    (gt / "a.tif").write_bytes((SAMPLES / "labels" / "tissue_stained.tif").read_bytes())
+    before = (gt / "a.tif").read_bytes()
+    one_line_error(unetseg("evaluate", "--gt", gt, "--pred", gt, "--csv", gt / "a.tif"),
+                   "exists")
+    assert (gt / "a.tif").read_bytes() == before
+
+
+def test_train_never_replaces_an_existing_file(tmp_path):
+    out = tmp_path / "model.pt"
+    out.write_text("precious")
+    run = unetseg("train", "--images", tmp_path, "--labels", tmp_path, "--epochs", "1",
+                  "--out", out)
+    one_line_error(run, "exists")
+    assert out.read_text() == "precious"
+
+
+@pytest.mark.parametrize("args", [("--time-budget", "-5"), ("--epochs", "0"),
+                                  ("--epochs", "-1"), ("--val-list", "missing.txt")])
+def test_train_options_that_would_never_stop_are_refused(tmp_path, args):
+    run = unetseg("train", "--images", tmp_path, "--labels", tmp_path, "--out",
+                  tmp_path / "m.pt", *args)
+    one_line_error(run)
+
+
+@pytest.mark.parametrize("args", [("--mask-threshold", "nan"), ("--seed-threshold", "1.5"),
+                                  ("--min-size", "-1"), ("--diameter", "huge")])
+def test_predict_refuses_bad_thresholds_before_loading_a_model(image_dir, tmp_path, args):
+    run = unetseg("predict", image_dir, "--out", tmp_path / "o", "--model", "default", *args)
+    one_line_error(run)
+    assert "model default on" not in run.stderr  # the model was not loaded
+
+
+def test_predict_checks_inputs_before_loading_the_model(tmp_path):
+    run = unetseg("predict", tmp_path / "missing.png", "--out", tmp_path / "o")
+    one_line_error(run, "file not found")
+    assert "model default on" not in run.stderr
+
+
+def test_predict_into_a_file_is_refused(image_dir, tmp_path, tiny_model_path):
+    (tmp_path / "f").write_text("x")
+    one_line_error(unetseg("predict", image_dir, "--out", tmp_path / "f", "--model",
+                           tiny_model_path), "is a file")
+
+
+# ------------------------------------------------------------------ wrong results
+
+
+def test_label_ids_beyond_32_bits_are_written_without_wrapping(tmp_path):
+    from napari_unetseg.core.io import read_labels, write_label_tiff
+
+    labels = np.zeros((8, 8), np.uint64)
+    labels[0, 0], labels[4, 4] = 2**32 + 5, 7
+    with pytest.warns(UserWarning):
+        write_label_tiff(tmp_path / "big.tif", labels)
+    back = read_labels(tmp_path / "big.tif")
+    assert int(back[0, 0]) == 2**32 + 5 and int(back[4, 4]) == 7
+
+
+def test_watershed_and_predict_refuse_misread_shapes():
+    from napari_unetseg.core import predict, watershed_from_maps
+
+    maps = np.random.rand(2, 32, 32).astype(np.float32)
+    with pytest.raises(ValueError, match="channels last"):
+        watershed_from_maps(np.moveaxis(maps, 0, -1))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        watershed_from_maps(maps, mask_threshold=float("nan"))
+    with pytest.raises(ValueError, match="5 channels"):
+        predict("default", np.zeros((64, 64, 5), np.uint8))

@@ -202,7 +202,7 @@ def test_label_ids_beyond_32_bits_are_written_without_wrapping(tmp_path):
 def test_watershed_and_predict_refuse_misread_shapes():
     from napari_unetseg.core import predict, watershed_from_maps
 
-    maps = np.random.rand(2, 32, 32).astype(np.float32)
+    maps = np.random.default_rng(0).random((2, 32, 32), np.float32)
     with pytest.raises(ValueError, match="channels last"):
         watershed_from_maps(np.moveaxis(maps, 0, -1))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):

@@ -281,33 +281,15 @@ def _write_maps(path: Path, maps, axes: str, overwrite: bool) -> None:
 
 
 def _cmd_quantize(args) -> int:
-    import numpy as np
-
-    from napari_unetseg.core.checkpoint import checkpoint_path, load_checkpoint
     from napari_unetseg.core.io import list_images, read_image
-    from napari_unetseg.core.normalize import normalize_plane
-    from napari_unetseg.core.optimize import int8_path, quantize_int8
+    from napari_unetseg.core.optimize import make_int8
 
-    src = checkpoint_path(args.model)
-    model, _ = load_checkpoint(src, trust_code=args.trust_code)
     files = list_images(args.images)
     if not files:
         raise UserError(f"{args.images}: no images to calibrate on")
-    rng = np.random.default_rng(0)
-    picks = rng.choice(len(files), size=min(args.n, len(files)), replace=False)
-    tiles = []
-    for i in sorted(picks):
-        x = normalize_plane(read_image(files[i]), model.normalization)
-        h, w = x.shape[1:]
-        y0 = int(rng.integers(0, max(h - 256, 0) + 1))
-        x0 = int(rng.integers(0, max(w - 256, 0) + 1))
-        tile = x[:, y0 : y0 + 256, x0 : x0 + 256]
-        m = model.total_stride
-        pad = ((0, 0), (0, (-tile.shape[1]) % m), (0, (-tile.shape[2]) % m))
-        tiles.append(np.pad(tile, pad, mode="edge"))
-    out = args.out or int8_path(src)
-    quantize_int8(model, tiles, out, source=src)
-    print(json.dumps({"int8_model": str(out), "calibration_images": len(tiles)}))
+    out, n = make_int8(args.model, (read_image(f) for f in files), n=args.n,
+                       n_available=len(files), out=args.out, trust_code=args.trust_code)
+    print(json.dumps({"int8_model": str(out), "calibration_images": n}))
     return 0
 
 

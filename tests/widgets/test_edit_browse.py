@@ -119,20 +119,21 @@ def test_browse_segment_edit_quit_and_resume(make_napari_viewer, qtbot, tmp_path
     qtbot.waitUntil(lambda: seg.model_panel.predictor is not None, timeout=60_000)
     browse = BrowseWidget(viewer)
     browse.open_folder(folder)
-    assert browse.out_dir == tmp_path / "labels" and browse.index == 0
+    # Labels go inside the image folder: sibling folders never share (or overwrite) them.
+    assert browse.out_dir == folder / "labels" and browse.index == 0
     qtbot.waitUntil(lambda: browse.labels_layer is not None and not seg.busy,
                     timeout=120_000)
     # Edit image 1, move on: it is saved with the edit.
     browse.labels_layer.data_setitem(np.nonzero(_square(browse.labels_layer.data.shape)), 777)
     browse.next()
-    saved = tifffile.imread(tmp_path / "labels" / "a_fluo.tif")
+    saved = tifffile.imread(folder / "labels" / "a_fluo.tif")
     assert (saved[_square(saved.shape)] == 777).all()
     qtbot.waitUntil(lambda: browse.labels_layer is not None and not seg.busy,
                     timeout=120_000)
     assert browse.index == 1
     # "Quit" while image 2 has an unsaved segmentation: it is saved, not lost.
     browse._save_on_exit()
-    assert (tmp_path / "labels" / "b_tissue.tif").exists()
+    assert (folder / "labels" / "b_tissue.tif").exists()
     # Reopen later: resume at the first image without labels, with saved ones marked done.
     viewer2 = make_napari_viewer()
     again = BrowseWidget(viewer2)
@@ -151,7 +152,7 @@ def test_browse_segment_edit_quit_and_resume(make_napari_viewer, qtbot, tmp_path
     assert np.array_equal(back, saved)
     rows = list(csv.DictReader(open(out / "objects.csv")))
     for name in ("a_fluo", "b_tissue"):
-        objects = len(np.unique(tifffile.imread(tmp_path / "labels" / f"{name}.tif"))) - 1
+        objects = len(np.unique(tifffile.imread(folder / "labels" / f"{name}.tif"))) - 1
         assert len([r for r in rows if r["image"] == name]) == objects
     assert len(rows) > 0
     assert all(float(r["mean_intensity"]) >= 0 for r in rows)
@@ -170,7 +171,10 @@ def test_export_current_layer_and_same_shape_stack(make_napari_viewer, tmp_path)
         assert tif.is_imagej and np.array_equal(tif.asarray(), labels)
     rows = list(csv.DictReader(open(tmp_path / "t.csv")))
     assert len(rows) == labels.max()
+    before = (tmp_path / "t.tif").read_bytes()
+    browse.labels_layer.data = labels[::-1].copy()
     browse.export_current(str(tmp_path / "t.tif"))  # exists: refused, file unchanged
+    assert (tmp_path / "t.tif").read_bytes() == before
     written = export_label_set(["x", "y"], [labels, labels[::-1]], tmp_path / "stack")
     with tifffile.TiffFile(written[0]) as tif:
         assert tif.series[0].axes == "ZYX" and tif.series[0].shape == (2, *labels.shape)

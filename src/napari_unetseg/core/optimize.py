@@ -302,3 +302,59 @@ def int8_file_for(checkpoint, required: bool) -> str | None:
                  "unetseg quantize again to use int8 by default)", path)
         return None
     return path
+
+
+def make_int8(checkpoint, images, *, n: int = 32, n_available: int | None = None,
+              out=None, trust_code: bool = False, seed: int = 0):
+    """Calibrate and write the int8 CPU model of a checkpoint from typical images.
+
+    Parameters
+    ----------
+    checkpoint : str or Path
+        The checkpoint (or ``"default"``); the int8 file records its SHA-256.
+    images : iterable of ndarray
+        Typical images (2D planes); ``n`` of them are picked at random, one 256 px crop each,
+        rescaled to the model's canonical nucleus size when it has one.
+    n_available : int, optional
+        How many ``images`` there are (to pick without reading all).
+    out : str or Path, optional
+        Default: ``<checkpoint>.int8.onnx`` beside it.
+
+    Returns
+    -------
+    (Path, int)
+        The file written and the number of calibration crops.
+    """
+    from pathlib import Path
+
+    from .checkpoint import checkpoint_path, load_checkpoint
+    from .inference import Predictor
+    from .normalize import normalize_plane
+    from .resample import resize_plane, scaled_shape
+
+    src = checkpoint_path(checkpoint)
+    model, _ = load_checkpoint(src, trust_code=trust_code)
+    images = list(images) if n_available is None else images
+    total = len(images) if n_available is None else n_available
+    rng = np.random.default_rng(seed)
+    picks = set(rng.choice(total, size=min(n, total), replace=False).tolist())
+    sizer = Predictor(model, "cpu", precision="fp32") if model.diameter else None
+    tiles = []
+    for i, image in enumerate(images):
+        if i not in picks:
+            continue
+        if sizer is not None:
+            # Calibrate on what the network will see: nuclei at the canonical size.
+            scale, _ = sizer.plane_scale(image)
+            image = resize_plane(image, scaled_shape(image.shape, scale))
+        x = normalize_plane(image, model.normalization)
+        h, w = x.shape[1:]
+        y0 = int(rng.integers(0, max(h - 256, 0) + 1))
+        x0 = int(rng.integers(0, max(w - 256, 0) + 1))
+        tile = x[:, y0 : y0 + 256, x0 : x0 + 256]
+        m = model.total_stride
+        pad = ((0, 0), (0, (-tile.shape[1]) % m), (0, (-tile.shape[2]) % m))
+        tiles.append(np.pad(tile, pad, mode="edge"))
+    out = Path(out) if out else Path(int8_path(src))
+    quantize_int8(model, tiles, out, source=src)
+    return out, len(tiles)

@@ -164,6 +164,10 @@ def _lr_factor(progress: float) -> float:
     return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p))
 
 
+class _Cancelled(Exception):
+    """The caller's cancel() said stop."""
+
+
 def _read_training_state(path: Path, model) -> dict:
     """The ``.resume.pt`` of a run, loaded into ``model``; one-line errors when foreign."""
     import torch
@@ -194,6 +198,9 @@ def train(
     log: Callable[[str], None] = print,
     show_progress: bool = True,
     trust_code: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Train a model and keep the best checkpoint (by validation mAP) at ``out``.
 
@@ -218,6 +225,13 @@ def train(
         Show a tqdm progress bar.
     trust_code : bool
         Let ``resume``/``init`` build an encoder with a function the file names.
+    on_epoch : callable, optional
+        Receives each epoch's figures (epoch, loss, img_per_s and validation scores).
+    on_step : callable, optional
+        ``on_step(step in epoch, steps per epoch)`` after every step.
+    cancel : callable, optional
+        Checked after every step; True stops the run as an interruption does: the best
+        checkpoint so far is kept and the summary says ``interrupted``.
 
     Returns
     -------
@@ -394,6 +408,8 @@ def train(
             losses = []
             t_ep = time.perf_counter()
             for x, y, w in bar:
+                if cancel is not None and cancel():
+                    raise _Cancelled
                 x, y = x.to(device), y.to(device)
                 w = w.to(device) if w is not None else None
                 if config.channels_last:
@@ -413,6 +429,8 @@ def train(
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}",
                                 best=f"{best['mAP_50_95']:.3f}")
+                if on_step is not None:
+                    on_step(len(losses), steps_per_epoch)
                 if progress_fraction() >= 1.0:
                     break
             epoch += 1
@@ -437,9 +455,11 @@ def train(
                 save_best({})
             history.append(line)
             save_state()
+            if on_epoch is not None:
+                on_epoch(dict(line, best=best.get("mAP_50_95")))
             log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                          for k, v in line.items()))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Cancelled):
         interrupted = True
         log("interrupted: saving the training state")
         save_state()

@@ -1,15 +1,17 @@
 """Browse widget: click through a folder of images, segment, correct, save, export.
 
-Labels are saved to the output folder (default: ``labels/`` beside the image folder) when
+Labels are saved to the output folder (default: ``labels/`` inside the image folder) when
 the user moves on, closes the panel or quits; reopening the folder resumes at the first
 image without labels. Export writes TIFF label stacks and per-object CSV tables.
 """
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -29,16 +31,26 @@ DONE = "✓ "
 
 
 def default_output(folder: Path) -> Path:
-    """``labels/`` beside the image folder."""
-    return folder.parent / "labels"
+    """``labels/`` inside the image folder: one per folder, never shared by two folders."""
+    return folder / "labels"
 
 
 class BrowseWidget(QWidget):
     """Move through the images of a folder; labels are saved per image as TIFF."""
 
+    # The browser of each viewer, so that the training panel can offer its saved labels.
+    _by_viewer: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+    @classmethod
+    def instance_for(cls, viewer) -> BrowseWidget | None:
+        return cls._by_viewer.get(id(viewer))
+
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        BrowseWidget._by_viewer[id(napari_viewer)] = self
+        #: The user painted on the current labels (as opposed to a fresh segmentation).
+        self.edited = False
         self.images: list[Path] = []
         self.index: int | None = None
         self.out_dir: Path | None = None
@@ -50,7 +62,7 @@ class BrowseWidget(QWidget):
         self.folder_edit.setPlaceholderText("folder of images")
         self.folder_button = QPushButton("Choose…")
         self.out_edit = QLineEdit()
-        self.out_edit.setPlaceholderText("default: labels/ beside the image folder")
+        self.out_edit.setPlaceholderText("default: labels/ inside the image folder")
         self.out_button = QPushButton("Choose…")
         self.list = QListWidget()
         self.list.setToolTip(f"{DONE.strip()} = labels saved")
@@ -104,6 +116,10 @@ class BrowseWidget(QWidget):
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self._save_on_exit)
+        # Closing the viewer window: save edited labels before the layers go away.
+        qt_window = getattr(getattr(napari_viewer, "window", None), "_qt_window", None)
+        if qt_window is not None:
+            qt_window.installEventFilter(self)
         self._update_buttons()
 
     # ------------------------------------------------------------------ folder
@@ -198,6 +214,15 @@ class BrowseWidget(QWidget):
         saved = self.label_path(path)
         if saved.exists():
             labels, axes, prov = read_label_tiff(saved)
+            plane = image.shape[:2] if not rgb or image.ndim == 3 else image.shape[-3:-1]
+            if labels.shape[-2:] != tuple(plane):
+                # Not this image's labels (another folder's file of the same name?): neither
+                # shown over it nor replaced.
+                show_error(f"{saved} is {labels.shape[-2:]} but {path.name} is {tuple(plane)}; "
+                           "those labels are not shown and will not be replaced")
+                self.list.setCurrentRow(i)
+                self._update_buttons()
+                return
             self._track(self.viewer.add_labels(
                 labels, name=f"{path.stem} labels",
                 metadata={"unetseg_axes": axes, "unetseg_provenance": prov}))
@@ -230,11 +255,15 @@ class BrowseWidget(QWidget):
     def _track(self, layer) -> None:
         self.labels_layer = layer
         self.dirty = False
-        layer.events.paint.connect(self._mark_dirty)
+        self.edited = False
+        layer.events.paint.connect(self._mark_edited)
         layer.events.data.connect(self._mark_dirty)
 
     def _mark_dirty(self, event=None) -> None:
         self.dirty = True
+
+    def _mark_edited(self, event=None) -> None:
+        self.dirty = self.edited = True
 
     def _leave_current(self) -> bool:
         """Save the current labels if they changed (asking first if so set)."""
@@ -263,13 +292,16 @@ class BrowseWidget(QWidget):
             return True
         path = self.label_path(self.images[self.index])
         md = self.labels_layer.metadata
+        prov = dict(md.get("unetseg_provenance") or {}, source=self.images[self.index].name)
+        # Corrected by hand now or in an earlier session: the training panel offers these.
+        # Labels not made by a model (no "model" in their record) were made by someone.
+        prov["edited_by_hand"] = bool(self.edited or prov.get("edited_by_hand",
+                                                              "model" not in prov))
         try:
             # The file holds this image's own labels, loaded or made in this panel, so
             # replacing it is the save the user asked for.
             write_label_tiff(path, np.asarray(self.labels_layer.data),
-                             axes=md.get("unetseg_axes"), overwrite=True,
-                             provenance=dict(md.get("unetseg_provenance") or {},
-                                             source=self.images[self.index].name))
+                             axes=md.get("unetseg_axes"), overwrite=True, provenance=prov)
         except (OSError, ValueError) as exc:
             show_error(f"Could not save {path}: {exc}")
             return False
@@ -286,6 +318,41 @@ class BrowseWidget(QWidget):
         if self.dirty:
             self.save()
         super().hideEvent(event)
+
+    def eventFilter(self, obj, event) -> bool:  # the viewer window is closing
+        if event.type() == QEvent.Type.Close and self.dirty:
+            self.save()
+        return False
+
+    def saved_pairs(self) -> list[tuple[Path, Path]]:
+        """(image, labels file) of the folder's images whose labels were saved after a hand
+        correction, or come from elsewhere (no record of being an uncorrected segmentation).
+        """
+        from napari_unetseg.core.io import read_label_tiff
+
+        out = []
+        for p in self.images:
+            lp = self.label_path(p)
+            if not lp.exists():
+                continue
+            try:
+                prov = read_label_tiff(lp)[2]
+            except (OSError, ValueError):
+                prov = {}
+            if prov.get("edited_by_hand", True):
+                out.append((p, lp))
+        return out
+
+    def segment_remaining(self) -> None:
+        """Go to the first image without saved labels and segment it (then the next ...)."""
+        from napari.utils.notifications import show_info
+
+        todo = [i for i, p in enumerate(self.images) if not self.label_path(p).exists()]
+        if not todo:
+            show_info("Every image of the folder has saved labels")
+            return
+        self.auto_check.setChecked(True)
+        self.show(todo[0])
 
     # ------------------------------------------------------------------ export
     def export_current(self, path: str | None = None) -> None:

@@ -1,0 +1,70 @@
+"""Teach the model a stain: fine-tune on a few corrected images, score the others.
+
+The stained-tissue images of val.txt (never used to train the bundled model): the first
+``--corrected`` of them (sorted by id) play the user's corrected images, the rest are scored
+before and after ``--minutes`` of CPU fine-tuning from the bundled model, through the same
+core function as the napari panel (core.finetune.fine_tune, its defaults). Prints JSON.
+
+    python benchmarks/bench_finetune.py [--minutes 10] [--corrected 5] [--lr 5e-4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dsb2018_stage1_train"
+
+
+def main(argv=None):
+    from napari_unetseg.core import Predictor
+    from napari_unetseg.core.data import find_pairs, image_style, load_pair, read_id_list
+    from napari_unetseg.core.finetune import FINETUNE_DEFAULTS, TrainingPair, fine_tune
+    from napari_unetseg.core.metrics import image_scores, summarize
+    from napari_unetseg.core.pipeline import segment_image
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--corrected", type=int, default=5)
+    ap.add_argument("--lr", type=float, default=FINETUNE_DEFAULTS["lr"])
+    ap.add_argument("--base", default="default")
+    args = ap.parse_args(argv)
+    pairs = find_pairs(DATA / "images", DATA / "labels", read_id_list(DATA / "val.txt"))
+    loaded = [(ip.stem, *load_pair(ip, lp)) for ip, lp in pairs]
+    tissue = sorted((x for x in loaded if image_style(x[1], {"kind": "percentile", "low": 1,
+                     "high": 99.8, "channels": 3, "invert_bright_background": True})
+                     == "color"), key=lambda x: x[0])
+    corrected, others = tissue[: args.corrected], tissue[args.corrected:]
+
+    def score(model) -> dict:
+        pred = Predictor(model, "cpu")
+        return dict(summarize([image_scores(gt, segment_image(pred, im))
+                               for _, im, gt in others]), backend=pred.backend)
+
+    before = score(args.base)
+    t0 = time.perf_counter()
+    epochs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        result = fine_tune(args.base, [TrainingPair(n, im, gt) for n, im, gt in corrected],
+                           Path(tmp) / "mine.pt", minutes=args.minutes, lr=args.lr,
+                           on_epoch=epochs.append, device="cpu")
+        seconds = time.perf_counter() - t0
+        after = score(result["checkpoint"])
+    print(json.dumps({
+        "base": args.base, "corrected_images": len(corrected), "scored_images": len(others),
+        "minutes": args.minutes, "lr": args.lr, "fine_tune_seconds": round(seconds),
+        "epochs": len(epochs), "held_out_before_after": [result["before"], result["after"]],
+        "thresholds": result["thresholds"],
+        "before": before, "after": after,
+        "gain_mAP_50_95": round(after["mAP_50_95"] - before["mAP_50_95"], 3),
+        "per_epoch_held_out": [round(float(e.get("mAP_50_95", np.nan)), 3) for e in epochs],
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

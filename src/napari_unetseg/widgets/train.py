@@ -1,0 +1,343 @@
+"""Dock widget "Train on corrected labels": fine-tune the model in use on the user's labels.
+
+magicgui builds the settings form and the layer pickers. Plain Qt where magicgui has no
+widget for the job: the list of images with a checkbox each, and the small live plot.
+The work is :func:`napari_unetseg.core.finetune.fine_tune`, in a worker thread.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtCore import QObject, QPointF, Qt, Signal
+from qtpy.QtGui import QColor, QPainter, QPen
+from qtpy.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_unetseg.core.finetune import FINETUNE_DEFAULTS
+
+from .common import start_worker
+
+FROM_BROWSER = "Saved labels of the browsed folder"
+FROM_LAYERS = "An image layer and its Labels layer"
+LEARNING_RATES = ("1e-4", "2e-4", "5e-4", "1e-3", "2e-3")
+
+
+class _Relay(QObject):
+    """Carries training progress from the worker thread to the UI thread."""
+
+    epoch = Signal(dict)
+    step = Signal(int, int)
+
+
+class CurvePlot(QWidget):
+    """Loss (orange) and held-out mAP (blue) per epoch, each scaled to its own range."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.loss: list[float] = []
+        self.score: list[float] = []
+        self.setMinimumHeight(70)
+        self.setToolTip("Per epoch: training loss (orange) and held-out mAP (blue)")
+
+    def add(self, loss: float, score: float | None) -> None:
+        self.loss.append(loss)
+        self.score.append(np.nan if score is None else score)
+        self.update()
+
+    def clear(self) -> None:
+        self.loss, self.score = [], []
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(38, 41, 48))
+        w, h, m = self.width(), self.height(), 6
+        for values, color in ((self.loss, QColor(255, 160, 60)), (self.score,
+                                                                   QColor(90, 170, 255))):
+            v = np.asarray(values, float)
+            ok = np.isfinite(v)
+            if ok.sum() < 1:
+                continue
+            lo, hi = float(v[ok].min()), float(v[ok].max())
+            span = hi - lo or 1.0
+            n = max(len(v) - 1, 1)
+            pts = [QPointF(m + (w - 2 * m) * i / n, h - m - (h - 2 * m) * (x - lo) / span)
+                   for i, x in enumerate(v) if np.isfinite(x)]
+            p.setPen(QPen(color, 2))
+            for a, b in zip(pts, pts[1:]):
+                p.drawLine(a, b)
+            for a in pts[-1:]:
+                p.drawEllipse(a, 2, 2)
+        p.end()
+
+
+class TrainWidget(QWidget):
+    """Fine-tune the model in use on labels the user corrected."""
+
+    def __init__(self, napari_viewer):
+        from magicgui.widgets import (
+            CheckBox,
+            ComboBox,
+            Container,
+            FileEdit,
+            FloatSpinBox,
+            SpinBox,
+            create_widget,
+        )
+        from napari.layers import Image, Labels
+
+        super().__init__()
+        self.viewer = napari_viewer
+        self._worker = None
+        self._cancel = threading.Event()
+        self._relay = _Relay()
+        self._relay.epoch.connect(self._on_epoch)
+        self._relay.step.connect(self._on_step)
+        self._pbar = None
+        self.result: dict | None = None
+
+        self.source = ComboBox(label="Train on", choices=[FROM_BROWSER, FROM_LAYERS],
+                               tooltip="Which corrected labels to learn from")
+        self.image_layer = create_widget(annotation=Image, label="Image",
+                                         options={"tooltip": "The image you corrected"})
+        self.labels_layer = create_widget(annotation=Labels, label="Labels",
+                                          options={"tooltip": "Its corrected labels"})
+        self.minutes = FloatSpinBox(
+            label="Minutes", value=FINETUNE_DEFAULTS["minutes"], min=0.5, max=600, step=0.5,
+            tooltip="Training time; the best model so far is kept when it ends or you cancel")
+        self.epochs = SpinBox(label="Epochs (0: no limit)", value=0, min=0, max=10_000,
+                              tooltip="Stop after this many epochs (of 64 crops) if sooner")
+        self.lr = ComboBox(label="Learning rate", choices=LEARNING_RATES,
+                           value=f"{FINETUNE_DEFAULTS['lr']:.0e}".replace("e-04", "e-4"),
+                           tooltip="Peak learning rate; lower changes the model less")
+        self.hold_out = CheckBox(
+            text="Hold out one image to measure before/after", value=True,
+            tooltip="The last chosen image is not trained on; its mAP is shown before and "
+                    "after training (on by default with 3 images or more)")
+        self.tune = CheckBox(text="Tune thresholds on my images", value=True,
+                             tooltip="Pick the watershed thresholds that score best on the "
+                                     "training images")
+        self.output = FileEdit(label="Save as", mode="w", filter="*.pt",
+                               tooltip="New checkpoint; an existing file is never replaced")
+        self.form = Container(widgets=[
+            self.source, self.image_layer, self.labels_layer, self.minutes, self.epochs,
+            self.lr, self.hold_out, self.tune, self.output])
+        self.source.changed.connect(self._update_source)
+
+        self.images_list = QListWidget()
+        self.images_list.setToolTip("Images of the browsed folder whose labels you corrected "
+                                    "and saved; untick the ones to leave out")
+        self.images_list.itemChanged.connect(lambda _: self._update_hold_out())
+        self.refresh_button = QPushButton("Refresh list")
+        self.train_button = QPushButton("Train")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setToolTip("Stop at the next step and keep the best model so far")
+        self.remaining_button = QPushButton("Segment the remaining images")
+        self.remaining_button.setToolTip("In the folder browser, go to the first image "
+                                         "without saved labels and segment it with the new model")
+        self.remaining_button.setEnabled(False)
+        self.plot = CurvePlot()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.train_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addWidget(self.images_list, 1)
+        layout.addWidget(self.refresh_button)
+        layout.addLayout(buttons)
+        layout.addWidget(self.plot)
+        layout.addWidget(self.status)
+        layout.addWidget(self.remaining_button)
+
+        self.refresh_button.clicked.connect(self.refresh)
+        self.train_button.clicked.connect(self.train)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.remaining_button.clicked.connect(self._segment_remaining)
+        self._update_source()
+
+    # ------------------------------------------------------------------ inputs
+    def reset_choices(self, event=None) -> None:
+        """napari calls this when layers change: refresh the layer pickers."""
+        self.form.reset_choices()
+
+    def _browser(self):
+        from .browse import BrowseWidget
+
+        return BrowseWidget.instance_for(self.viewer)
+
+    def _update_source(self, _=None) -> None:
+        browsing = self.source.value == FROM_BROWSER
+        self.image_layer.visible = self.labels_layer.visible = not browsing
+        self.images_list.setVisible(browsing)
+        self.refresh_button.setVisible(browsing)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """List the browsed folder's images with saved, corrected labels."""
+        self.images_list.clear()
+        browser = self._browser()
+        if browser is not None and browser.images and browser.out_dir is not None:
+            if browser.dirty:
+                browser.save()  # the image on screen counts with its latest edits
+            for image, labels in browser.saved_pairs():
+                item = QListWidgetItem(image.name)
+                item.setData(Qt.ItemDataRole.UserRole, (str(image), str(labels)))
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Checked)
+                self.images_list.addItem(item)
+        self._update_hold_out()
+        if not self.output.value or str(self.output.value) in (".", ""):
+            self.output.value = str(self._default_output())
+
+    def _update_hold_out(self) -> None:
+        n = len(self._checked()) if self.source.value == FROM_BROWSER else 1
+        self.hold_out.value = n >= 3
+
+    def _checked(self) -> list[tuple[str, str]]:
+        items = (self.images_list.item(i) for i in range(self.images_list.count()))
+        return [it.data(Qt.ItemDataRole.UserRole) for it in items
+                if it.checkState() == Qt.CheckState.Checked]
+
+    def _default_output(self) -> Path:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M")
+        browser = self._browser()
+        if self.source.value == FROM_BROWSER and browser is not None and browser.out_dir:
+            # Next to the labels folder.
+            return browser.out_dir.parent / f"unetseg_model_{stamp}.pt"
+        return Path.home() / "napari-unetseg-models" / f"unetseg_model_{stamp}.pt"
+
+    def training_pairs(self):
+        """The pairs to train on, read now (a snapshot); FineTuneError when none."""
+        from napari_unetseg.core.finetune import FineTuneError, TrainingPair
+        from napari_unetseg.core.io import read_image, read_labels
+
+        if self.source.value == FROM_BROWSER:
+            chosen = self._checked()
+            if not chosen:
+                raise FineTuneError("nothing to train on: no images of the browsed folder have "
+                                    "saved, corrected labels (open a folder in 'Browse folder "
+                                    "and export', correct and save some)")
+            return [TrainingPair(Path(i).name, read_image(i), read_labels(lp))
+                    for i, lp in chosen]
+        image, labels = self.image_layer.value, self.labels_layer.value
+        if image is None or labels is None:
+            raise FineTuneError("nothing to train on: choose an image layer and its Labels "
+                                "layer")
+        return [TrainingPair(image.name, np.asarray(image.data), np.asarray(labels.data))]
+
+    # ------------------------------------------------------------------ running
+    def _segment_widget(self):
+        from .segment import SegmentWidget
+
+        return SegmentWidget.instance_for(self.viewer)
+
+    def train(self) -> None:
+        """Start fine-tuning in a worker thread."""
+        from napari.utils import progress
+        from napari.utils.notifications import show_error
+
+        from napari_unetseg.core.finetune import FineTuneError, check_pairs, fine_tune
+
+        if self._worker is not None:
+            return
+        try:
+            pairs = check_pairs(self.training_pairs())
+        except (FineTuneError, OSError, ValueError) as exc:
+            show_error(str(exc))
+            self.status.setText(str(exc))
+            return
+        seg = self._segment_widget()
+        base = (seg.model_panel.current if seg is not None and seg.model_panel.current
+                else "default")
+        out = Path(str(self.output.value or self._default_output()))
+        hold = bool(self.hold_out.value) and len(pairs) >= 2
+        kwargs = dict(minutes=float(self.minutes.value),
+                      epochs=int(self.epochs.value) or None, lr=float(self.lr.value),
+                      hold_out=hold, tune_thresholds=bool(self.tune.value),
+                      on_epoch=self._relay.epoch.emit, on_step=self._relay.step.emit,
+                      cancel=self._cancel.is_set)
+        self._cancel.clear()
+        self.plot.clear()
+        self.result = None
+        self.remaining_button.setEnabled(False)
+        self.train_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText(f"Training on {len(pairs) - hold} image(s) from {Path(base).name}"
+                            + (f", holding out {pairs[-1].name}" if hold else "") + "…")
+        self._pbar = progress(total=0, desc="Training on corrected labels")
+        self._worker = start_worker(self, lambda: fine_tune(base, pairs, out, **kwargs),
+                                    returned=self._on_done, errored=self._on_error,
+                                    finished=self._on_finished)
+
+    def cancel(self) -> None:
+        """Stop at the next step; the best model so far is kept."""
+        self._cancel.set()
+        self.status.setText("Stopping after this step…")
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def _on_step(self, done: int, total: int) -> None:
+        if self._pbar is not None:
+            self._pbar.total = total
+            self._pbar.n = done
+            self._pbar.refresh()
+
+    def _on_epoch(self, line: dict) -> None:
+        score = line.get("mAP_50_95")
+        self.plot.add(float(line["loss"]), score)
+        text = f"Epoch {line['epoch']}: loss {line['loss']:.3f}"
+        if score is not None:
+            text += f", held-out mAP {score:.3f}"
+        self.status.setText(text)
+        if self._pbar is not None:
+            self._pbar.set_description(text)
+
+    def _on_done(self, result: dict) -> None:
+        self.result = result
+        before, after = result["before"], result["after"]
+        text = ("Stopped early; kept the best model so far. " if result["interrupted"]
+                else "Done. ") + f"Saved {Path(result['checkpoint']).name}"
+        if before is not None and after is not None:
+            text += f". Held-out mAP {before:.3f} before, {after:.3f} after"
+        self.status.setText(text + ".")
+        seg = self._segment_widget()
+        if seg is not None:
+            seg.model_panel.load(result["checkpoint"])
+        self.remaining_button.setEnabled(self._browser() is not None)
+
+    def _on_error(self, exc: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        show_error(f"Training failed: {msg}")
+        self.status.setText(f"Failed: {msg}")
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self.train_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _segment_remaining(self) -> None:
+        browser = self._browser()
+        if browser is not None:
+            browser.segment_remaining()

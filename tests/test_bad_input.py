@@ -61,6 +61,7 @@ def test_a_checkpoint_never_runs_code_it_names(tmp_path, tiny_model_path):
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "o" / "img.tif").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_files_read_beside_a_checkpoint_cannot_run_code(tmp_path, tiny_model_path):
     # The training state of --resume is read with weights_only too: pickled code is refused.
     import pickle
@@ -209,3 +210,46 @@ def test_watershed_and_predict_refuse_misread_shapes():
         watershed_from_maps(maps, mask_threshold=float("nan"))
     with pytest.raises(ValueError, match="5 channels"):
         predict("default", np.zeros((64, 64, 5), np.uint8))
+
+
+def test_a_complex_tiff_is_reported_and_the_batch_goes_on(image_dir, tmp_path,
+                                                          tiny_model_path):
+    tifffile.imwrite(image_dir / "complex.tif", np.ones((64, 64), np.complex64))
+    run = unetseg("predict", image_dir, "--out", tmp_path / "o", "--model", tiny_model_path,
+                  "--quiet")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "complex64 are not supported" in run.stderr
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "fluorescence_nuclei.tif", "tissue_stained.tif"]
+
+
+def test_int8_asked_for_with_a_broken_file_is_an_error(image_dir, tmp_path, tiny_model_path):
+    model = tmp_path / "m.pt"
+    model.write_bytes(tiny_model_path.read_bytes())
+    (tmp_path / "m.int8.onnx").write_bytes(b"")
+    run = unetseg("predict", image_dir, "--out", tmp_path / "o", "--model", model,
+                  "--precision", "int8")
+    one_line_error(run, "m.int8.onnx")
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_pixels_without_a_value_are_background():
+    from napari_unetseg.core.normalize import normalize_plane
+
+    plane = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    plane[0, :4] = [np.nan, np.inf, -np.inf, np.nan]
+    x = normalize_plane(plane)
+    assert np.isfinite(x).all() and (x[:, 0, :4] == 0).all()
+    bright = 1 - plane  # a bright background is inverted: still 0 where there is no value
+    bright[0, :4] = [np.nan, np.inf, -np.inf, np.nan]
+    assert (normalize_plane(bright)[:, 0, :4] == 0).all()
+
+
+def test_api_refuses_a_zero_batch_and_object_arrays():
+    from napari_unetseg.core import predict
+
+    image = np.random.default_rng(0).integers(0, 255, (64, 64)).astype(np.uint8)
+    with pytest.raises(ValueError, match="batch_size"):
+        predict("default", image, batch_size=0)
+    with pytest.raises(ValueError, match="object"):
+        predict("default", image.astype(object))

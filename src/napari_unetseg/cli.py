@@ -249,8 +249,13 @@ def _cmd_predict(args) -> int:
         label_axes = axes.replace("C", "")
         provenance = {"model": str(args.model), "thresholds": thresholds, "source": path.name,
                       "tta": args.tta}
-        write_label_tiff(target, labels, axes=label_axes, provenance=provenance,
-                         overwrite=args.overwrite)
+        try:
+            write_label_tiff(target, labels, axes=label_axes, provenance=provenance,
+                             overwrite=args.overwrite)
+        except OSError as exc:
+            # Disk full, permissions: nothing half-written is left (atomic writes); later
+            # images would fail the same way.
+            raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
         if args.save_maps:
             _write_maps(out_dir / f"{path.stem}_maps.tif", maps, label_axes, args.overwrite)
     if failures:

@@ -183,7 +183,8 @@ class Predictor:
         self.n_outputs: int = model.head.out_channels
         #: Largest tile this device has memory for (lowered after an out-of-memory error).
         self.max_tile: int = 1 << 30
-        self._run = optimize_for_inference(model, self.device, int8_file)
+        self._run = optimize_for_inference(model, self.device, int8_file,
+                                           int8_required=precision == "int8")
         log.info("inference on %s with %s", self.device, self._run.backend)
 
     @property
@@ -268,6 +269,8 @@ class Predictor:
         if batch_size is None:
             # A CPU is saturated by one large tile; batching only multiplies working memory.
             batch_size = 1 if self.device.type == "cpu" else 4
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         total = _total if _total is not None else len(grid)
         wy, wx = grid.windows(0), grid.windows(1)
         # The weights are separable, so each pixel's total weight is a product of two 1D sums.

@@ -44,6 +44,10 @@ def as_plane(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype == bool:
         image = image.view(np.uint8)
+    if image.dtype.kind not in "uif":
+        raise ValueError(
+            f"image values of type {image.dtype} are not supported: give real numbers "
+            "(for complex data, e.g. the magnitude np.abs(image))")
     if image.ndim == 2:
         return image[..., None]
     if image.ndim == 3 and 1 <= image.shape[-1] <= 4:
@@ -92,9 +96,10 @@ def apply_scaling(
     x = p.astype(np.float32)
     x -= scaling.low
     x *= 1.0 / (scaling.high - scaling.low)
-    np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     if scaling.invert:
         np.subtract(1.0, x, out=x)
+    # Pixels without a value (NaN, +-inf) are background: 0 after any inversion.
+    np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     x = np.moveaxis(x, -1, 0)
     c = x.shape[0]
     if c != channels:

@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+#: Panels must fit beside the canvas on a 1366 px laptop screen.
+MAX_PANEL_WIDTH = 420
+
+
+def compact_combo(combo, chars: int = 16):
+    """Let a combo box shrink to ``chars`` characters: long layer or file names otherwise
+    widen the whole dock (the full name stays in the list and the tooltip)."""
+    from qtpy.QtWidgets import QComboBox
+
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    return combo
+
 
 def refresh_layer_combo(combo, viewer, layer_type, event=None) -> None:
     """Fill ``combo`` with the names of the viewer's layers of ``layer_type``.

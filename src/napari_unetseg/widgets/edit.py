@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .common import refresh_layer_combo
+from .common import compact_combo, refresh_layer_combo
 from .session import STATE_KEY
 
 
@@ -34,7 +34,7 @@ class EditWidget(QWidget):
         self.selected: list[int] = []
         self._hooked: set[int] = set()
 
-        self.layer_combo = QComboBox()
+        self.layer_combo = compact_combo(QComboBox())
         self.layer_combo.setToolTip("Labels layer to edit")
         self.pick_button = QPushButton("Pick objects")
         self.pick_button.setCheckable(True)

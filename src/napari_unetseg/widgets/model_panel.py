@@ -17,6 +17,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .common import compact_combo
+
 DEFAULT_ITEM = "Default nuclei model (bundled)"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_RECENT = 6
@@ -78,7 +80,7 @@ class ModelPanel(QGroupBox):
         self._cache: dict[tuple[str, str], tuple] = {}
         self._worker = None
 
-        self.model_combo = QComboBox()
+        self.model_combo = compact_combo(QComboBox())
         self.model_combo.setToolTip("Checkpoint to segment with; recently used ones are listed")
         self.browse_button = QPushButton("Browse…")
         self.browse_button.setToolTip("Choose a checkpoint file (.pt) trained with unetseg")
@@ -88,6 +90,7 @@ class ModelPanel(QGroupBox):
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
         self.device_label = QLabel("not loaded")
+        self.device_label.setWordWrap(True)
         self.info_label = QLabel("")
         self.info_label.setWordWrap(True)
 

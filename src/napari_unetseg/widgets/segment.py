@@ -28,7 +28,7 @@ from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 from napari_unetseg.core.modes import TARGET_MODES
 
-from .common import preload_labels_display, refresh_layer_combo, start_worker
+from .common import compact_combo, preload_labels_display, refresh_layer_combo, start_worker
 from .model_panel import ModelPanel
 from .session import STATE_KEY, ImageView, SegmentationState, segment_planes
 
@@ -92,7 +92,7 @@ class SegmentWidget(QWidget):
 
         # Segment panel
         seg = QGroupBox("Segment")
-        self.layer_combo = QComboBox()
+        self.layer_combo = compact_combo(QComboBox())
         self.layer_combo.setToolTip("Image layer to segment")
         self.scope_combo = QComboBox()
         self.scope_combo.addItems(SCOPES)
@@ -150,7 +150,11 @@ class SegmentWidget(QWidget):
         layout.addWidget(shed)
         layout.addStretch(1)
 
-        self._set_sliders({"mask_threshold": 0.5, "seed_threshold": 0.6, "min_size": 8})
+        # No values before the model says its own: the sliders wait, disabled, so that they
+        # never show one set of values and then jump to another.
+        self.shed_group = shed
+        shed.setEnabled(False)
+        self.count_label.setText("Waiting for the model…")
         for s in (self.mask_slider, self.seed_slider, self.size_slider):
             s.valueChanged.connect(self._on_threshold_moved)
             s.sliderReleased.connect(self._on_threshold_released)
@@ -220,6 +224,9 @@ class SegmentWidget(QWidget):
 
     def _on_model_loaded(self, predictor) -> None:
         self.seed_slider.setToolTip(TARGET_MODES[predictor.targets].seed_description)
+        if not self.shed_group.isEnabled():
+            self.shed_group.setEnabled(True)
+            self.count_label.setText("No segmentation yet")
         sized = bool(predictor.diameter)
         self.diameter_box.setEnabled(sized)
         self.diameter_box.setToolTip(DIAMETER_TIP if sized else
@@ -430,6 +437,11 @@ class SegmentWidget(QWidget):
         self.status_label.setText(f"Segmenting… tile {done}/{total}")
 
     def _on_done(self, image_layer, view: ImageView, predictor, result) -> None:
+        if image_layer not in self.viewer.layers:
+            # The image was closed meanwhile (the browser moved on): drop the result rather
+            # than add labels for an image that is gone.
+            self.status_label.setText("The image was closed before its result arrived.")
+            return
         stack, labels, diameters = result
         name = f"{image_layer.name} labels"
         state = SegmentationState(

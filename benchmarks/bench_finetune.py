@@ -33,6 +33,8 @@ def main(argv=None):
     ap.add_argument("--corrected", type=int, default=5)
     ap.add_argument("--lr", type=float, default=FINETUNE_DEFAULTS["lr"])
     ap.add_argument("--base", default="default")
+    ap.add_argument("--freeze-encoder", action="store_true")
+    ap.add_argument("--no-tune", action="store_true", help="keep the base model's thresholds")
     args = ap.parse_args(argv)
     pairs = find_pairs(DATA / "images", DATA / "labels", read_id_list(DATA / "val.txt"))
     loaded = [(ip.stem, *load_pair(ip, lp)) for ip, lp in pairs]
@@ -52,12 +54,14 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         result = fine_tune(args.base, [TrainingPair(n, im, gt) for n, im, gt in corrected],
                            Path(tmp) / "mine.pt", minutes=args.minutes, lr=args.lr,
-                           on_epoch=epochs.append, device="cpu")
+                           on_epoch=epochs.append, device="cpu",
+                           freeze_encoder=args.freeze_encoder, tune_thresholds=not args.no_tune)
         seconds = time.perf_counter() - t0
         after = score(result["checkpoint"])
     print(json.dumps({
         "base": args.base, "corrected_images": len(corrected), "scored_images": len(others),
-        "minutes": args.minutes, "lr": args.lr, "fine_tune_seconds": round(seconds),
+        "minutes": args.minutes, "lr": args.lr, "freeze_encoder": args.freeze_encoder,
+        "tune_thresholds": not args.no_tune, "fine_tune_seconds": round(seconds),
         "epochs": len(epochs), "held_out_before_after": [result["before"], result["after"]],
         "thresholds": result["thresholds"],
         "before": before, "after": after,

@@ -2,7 +2,8 @@
 
 A 5 ms timer on the UI thread records the gaps between its ticks, by phase: inference (in a
 worker thread), the moment the first result appears (napari creates the Labels layer),
-dragging a slider, and a re-run (the layer is updated in place). The longest gap is the
+dragging a slider, a re-run (the layer is updated in place), and fine-tuning on the result in
+the "Train on corrected labels" panel (``--train-epochs``). The longest gap is the
 longest the viewer froze. For reference, the time napari itself takes to add a labels layer
 of the same size is printed too. Prints JSON. Needs a display (xvfb-run on a server).
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +41,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")
     ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--train-epochs", type=int, default=2,
+                    help="then fine-tune on the result in the training panel (0: skip)")
     args = ap.parse_args()
     app = QApplication.instance() or QApplication([])
     viewer = napari.Viewer(show=True)
@@ -92,6 +96,26 @@ def main():
     widget.run()
     wait_for(app, lambda: not widget.busy)
     settle()
+    train_s = None
+    if args.train_epochs:
+        # Fine-tune on the result in the "Train on corrected labels" panel (worker thread).
+        from napari_unetseg.widgets.train import FROM_LAYERS, TrainWidget
+
+        trainer = TrainWidget(viewer)
+        viewer.window.add_dock_widget(trainer)
+        trainer.source.value = FROM_LAYERS
+        trainer.reset_choices()
+        trainer.image_layer.value = viewer.layers["big"]
+        trainer.labels_layer.value = widget.labels_layer
+        trainer.epochs.value = args.train_epochs
+        trainer.output.value = str(Path(tempfile.mkdtemp()) / "bench.pt")
+        phase[0] = "training"
+        last[0] = time.perf_counter()
+        t = time.perf_counter()
+        trainer.train()
+        wait_for(app, lambda: not trainer.busy, timeout=1800)
+        train_s = time.perf_counter() - t
+        settle()
     timer.stop()
     # Reference: what napari itself takes to add a labels layer of this size (UI thread).
     labels = widget.labels_layer.data.copy()
@@ -102,6 +126,7 @@ def main():
     print(json.dumps({
         "image": f"{args.size}x{args.size}",
         "segment_seconds": round(run_s, 1),
+        "training_seconds": None if train_s is None else round(train_s, 1),
         "longest_ui_gap_ms": {k: round(max(v) * 1e3, 1) for k, v in by_phase.items()},
         "ui_gaps_over_100ms": {k: sum(g > 0.1 for g in v) for k, v in by_phase.items()},
         "napari_add_labels_layer_ms": round(add_ms, 1),

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unetseg.core.checkpoint import DEFAULT_MODEL_PATH
 from tests.conftest import SAMPLES, SHARED
 
 
@@ -25,7 +24,6 @@ def test_info_prints_json(tiny_model_path):
     assert info["config"]["encoder"] == "unet" and info["format_version"] == 1
 
 
-@pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="no bundled model")
 def test_info_default_shows_provenance_and_scores():
     info = json.loads(unetseg("info", "default").stdout)
     val = info["provenance"]["validation"]
@@ -72,7 +70,9 @@ def test_predict_folder_then_evaluate(tmp_path, tiny_model_path):
     r = unetseg("evaluate", "--gt", gt, "--pred", out_dir, "--csv", tmp_path / "s.csv")
     summary = json.loads(r.stdout)
     assert summary["images"] == 3 and summary["missing_predictions"] == 1
-    assert 0 <= summary["mAP_50_95"] <= 1
+    # The random tiny model finds little, and the missing image scores 0: a third of the
+    # images cannot lift the mean above 2/3.
+    assert 0 <= summary["mAP_50_95"] < 0.67 and summary["AP50"] >= summary["mAP_50_95"]
     assert len((tmp_path / "s.csv").read_text().splitlines()) == 4
 
 

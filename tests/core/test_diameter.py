@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from napari_unetseg.core.checkpoint import DEFAULT_MODEL_PATH
 from napari_unetseg.core.diameter import median_diameter, parse_diameter, scale_for
 from napari_unetseg.core.resample import resize_labels, resize_plane
 
@@ -34,7 +33,6 @@ def test_bad_diameters_are_one_line_errors(bad):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="no bundled model")
 @pytest.mark.parametrize("factor", [0.5, 2.0])
 def test_bundled_model_finds_the_same_nuclei_at_any_magnification(fluo, factor):
     # The fluorescence sample at half and double magnification: the automatic estimate

@@ -58,8 +58,7 @@ def test_tiled_equals_untiled_for_an_image_that_fits_one_tile():
     from napari_unetseg.core.io import read_image
     from tests.conftest import SAMPLES
 
-    if not DEFAULT_MODEL_PATH.exists():
-        pytest.skip("needs the bundled model")
+    assert DEFAULT_MODEL_PATH.exists()  # the package ships it
     # fp32: the int8 network rounds every activation, so its outputs differ by a few
     # quantization steps wherever a tile's input context differs, blending or not.
     pred = Predictor("default", "cpu", precision="fp32")

@@ -53,7 +53,13 @@ def test_each_helper_is_one_undoable_step(gt_layer):
     sizes = np.bincount(layer.data.ravel())[1:]
     assert sizes[sizes > 0].min() >= 60
     layer.undo()
+    # A hole punched into object 30 is filled back.
+    hole = np.argwhere(original == 30)
+    cy, cx = hole.mean(0).astype(int)
+    layer.data_setitem((np.array([cy]), np.array([cx])), 0)
+    assert layer.data[cy, cx] == 0
     widget.fill_button.click()
+    assert layer.data[cy, cx] == 30
     widget.relabel_button.click()
     assert layer.data.max() == len(np.unique(layer.data)) - 1
 

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 #: Fine-tuning defaults, measured with benchmarks/bench_finetune.py.
-FINETUNE_DEFAULTS = {"minutes": 5.0, "lr": 5e-4, "epoch_images": 64, "batch_size": 4}
+FINETUNE_DEFAULTS = {"minutes": 5.0, "lr": 5e-4, "epoch_images": 64, "batch_size": 4,
+                     "freeze_encoder": False}
 
 
 class FineTuneError(ValueError):
@@ -96,6 +97,7 @@ def fine_tune(
     hold_out: bool | None = None,
     tune_thresholds: bool = True,
     make_int8: bool = True,
+    freeze_encoder: bool = FINETUNE_DEFAULTS["freeze_encoder"],
     device: str = "auto",
     on_epoch: Callable[[dict], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
@@ -125,6 +127,8 @@ def fine_tune(
         unseen, so that its before/after scores are honest).
     make_int8 : bool
         Make the int8 CPU model from the user's images.
+    freeze_encoder : bool
+        Train the decoder only.
     device : str
     on_epoch, on_step, cancel
         See :func:`.train.train`; cancelling keeps the best model so far.
@@ -166,6 +170,7 @@ def fine_tune(
         epochs=epochs, time_budget_min=minutes, lr=lr, device=device,
         batch_size=FINETUNE_DEFAULTS["batch_size"],
         epoch_images=FINETUNE_DEFAULTS["epoch_images"], weighted_loss=True,
+        freeze_encoder=freeze_encoder,
     )
     with tempfile.TemporaryDirectory(prefix="unetseg-finetune-") as tmp:
         tmp = Path(tmp)

@@ -146,8 +146,8 @@ class Predictor:
     precision : {"auto", "fp32", "int8"}
         ``"int8"`` runs ``<checkpoint>.int8.onnx`` (made by ``unetseg quantize``) on the CPU.
         ``"auto"`` does so when that file exists and was made from this very checkpoint file
-        (the bundled model ships one: 1.3-1.4x faster than fp32 on a 2-core CPU at the same
-        validation score), and runs fp32 otherwise.
+        (the bundled model ships one; README gives its speed and accuracy), and runs fp32
+        otherwise.
     checkpoint : str or Path, optional
         The file an already loaded ``model`` came from, to find its int8 version.
     trust_code : bool

@@ -56,8 +56,8 @@ def relative_to_component_peak(
     """The seed map divided by its maximum in each foreground component (0 outside).
 
     Used for the centre distance: a network trained on distances scaled to 1 at each centre
-    predicts peaks well below 1 (median 0.62 over the val nuclei for a 100-minute model, on
-    a noisy flat top), so one absolute threshold cuts some nuclei into pieces and misses
+    predicts peaks well below 1, on a noisy flat top (benchmarks/bench_centre_distance.py
+    measures them), so one absolute threshold cuts some nuclei into pieces and misses
     others. Relative to the peak of its component, the threshold means "this fraction of the
     way up to the centre".
     """

@@ -67,6 +67,9 @@ class TrainConfig:
     workers: int = 0
     #: Crops per epoch (validation runs after each); None: one per training image.
     epoch_images: int | None = None
+    #: Keep the encoder's weights and batch-norm statistics as they are and train the
+    #: decoder only (fine-tuning on a handful of images).
+    freeze_encoder: bool = False
 
 
 def loss_fn(logits, target, weights, targets: str):
@@ -313,7 +316,11 @@ def train(
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.freeze_encoder:
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                            weight_decay=config.weight_decay)
     # The compiled module shares its parameters with ``model``; validation, checkpoints and
     # the training state use ``model`` itself. Crops and batches have one fixed shape, so
     # the graph compiles once (the first step) and never again.
@@ -393,6 +400,8 @@ def train(
     try:
         while progress_fraction() < 1.0:
             model.train()
+            if config.freeze_encoder:
+                model.encoder.eval()  # batch-norm statistics stay those of the base model
             order = (
                 sampler.rng.choice(len(samples), per_epoch, p=style_p)
                 if style_p is not None

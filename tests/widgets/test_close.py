@@ -4,6 +4,8 @@ import subprocess
 import sys
 import textwrap
 
+from tests.conftest import SAMPLES
+
 
 def test_closing_the_viewer_while_the_model_loads_does_not_abort(tmp_path):
     # A separate process: the failure mode is Qt aborting the whole interpreter, when a
@@ -24,3 +26,48 @@ def test_closing_the_viewer_while_the_model_loads_does_not_abort(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "closed OK" in run.stdout
     assert "has been deleted" not in run.stderr
+
+
+def test_pressing_next_quickly_while_images_segment_does_not_crash(tmp_path):
+    # The browser auto-segments; Next is pressed before each result arrives. Results for
+    # images already closed used to be turned into layers and crashed Mesa (segfault in
+    # glDrawArrays, 6 of 6 runs); they are dropped now. A separate process: a segfault
+    # would take the test runner down.
+    script = textwrap.dedent(f"""
+        import shutil, time
+        from pathlib import Path
+        import napari
+        from qtpy.QtWidgets import QApplication
+        from napari_unetseg.widgets.browse import BrowseWidget
+        from napari_unetseg.widgets.segment import SegmentWidget
+        folder = Path({str(tmp_path)!r}) / "imgs"
+        folder.mkdir()
+        for i in range(4):
+            for n in ("fluorescence_nuclei", "tissue_stained", "brightfield_nuclei"):
+                shutil.copy(Path({str(SAMPLES)!r}) / f"{{n}}.png", folder / f"{{i}}_{{n}}.png")
+        v = napari.Viewer(show=True)
+        app = QApplication.instance()
+        seg = SegmentWidget(v)
+        v.window.add_dock_widget(seg)
+        b = BrowseWidget(v)
+        v.window.add_dock_widget(b)
+        t = time.time()
+        while seg.model_panel.predictor is None and time.time() - t < 120:
+            app.processEvents(); time.sleep(0.01)
+        b.open_folder(folder)
+        for k in range(11):
+            for _ in range(5):
+                app.processEvents(); time.sleep(0.005)
+            b.next()
+        t = time.time()
+        while seg.busy and time.time() - t < 120:
+            app.processEvents(); time.sleep(0.01)
+        for _ in range(50):
+            app.processEvents(); time.sleep(0.01)
+        print("survived", b.index)
+        v.close()
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "survived 11" in run.stdout

@@ -6,6 +6,7 @@ before and after ``--minutes`` of CPU fine-tuning from the bundled model, throug
 core function as the napari panel (core.finetune.fine_tune, its defaults). Prints JSON.
 
     python benchmarks/bench_finetune.py [--minutes 10] [--corrected 5] [--lr 5e-4]
+        [--freeze-encoder] [--no-tune] [--stain-shift]
 """
 
 from __future__ import annotations
@@ -35,12 +36,19 @@ def main(argv=None):
     ap.add_argument("--base", default="default")
     ap.add_argument("--freeze-encoder", action="store_true")
     ap.add_argument("--no-tune", action="store_true", help="keep the base model's thresholds")
+    ap.add_argument("--stain-shift", action="store_true",
+                    help="all the tissue images stain-shifted (core.augment.stain_shift, seed "
+                         "0): a stain the model has not seen")
     args = ap.parse_args(argv)
     pairs = find_pairs(DATA / "images", DATA / "labels", read_id_list(DATA / "val.txt"))
     loaded = [(ip.stem, *load_pair(ip, lp)) for ip, lp in pairs]
     tissue = sorted((x for x in loaded if image_style(x[1], {"kind": "percentile", "low": 1,
                      "high": 99.8, "channels": 3, "invert_bright_background": True})
                      == "color"), key=lambda x: x[0])
+    if args.stain_shift:
+        from napari_unetseg.core.augment import stain_shift
+
+        tissue = [(n, stain_shift(im[..., :3], seed=0), gt) for n, im, gt in tissue]
     corrected, others = tissue[: args.corrected], tissue[args.corrected:]
 
     def score(model) -> dict:
@@ -59,7 +67,8 @@ def main(argv=None):
         seconds = time.perf_counter() - t0
         after = score(result["checkpoint"])
     print(json.dumps({
-        "base": args.base, "corrected_images": len(corrected), "scored_images": len(others),
+        "base": args.base, "stain_shift": args.stain_shift,
+        "corrected_images": len(corrected), "scored_images": len(others),
         "minutes": args.minutes, "lr": args.lr, "freeze_encoder": args.freeze_encoder,
         "tune_thresholds": not args.no_tune, "fine_tune_seconds": round(seconds),
         "epochs": len(epochs), "held_out_before_after": [result["before"], result["after"]],

@@ -253,3 +253,37 @@ def test_api_refuses_a_zero_batch_and_object_arrays():
         predict("default", image, batch_size=0)
     with pytest.raises(ValueError, match="object"):
         predict("default", image.astype(object))
+
+
+def test_evaluate_names_the_file_on_shape_mismatch_and_refuses_negative_truth(tmp_path):
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir()
+    pred.mkdir()
+    tifffile.imwrite(gt / "a.tif", np.zeros((32, 32), np.int32))
+    tifffile.imwrite(pred / "a.tif", np.zeros((16, 16), np.uint16))
+    one_line_error(unetseg("evaluate", "--gt", gt, "--pred", pred), "a.tif", "differs")
+    neg = np.zeros((16, 16), np.int32)
+    neg[2:5, 2:5] = -3
+    tifffile.imwrite(gt / "a.tif", neg)
+    one_line_error(unetseg("evaluate", "--gt", gt, "--pred", pred), "negative")
+
+
+@pytest.mark.filterwarnings("ignore:.*zero-size array")
+def test_an_empty_tiff_is_one_line_and_the_batch_goes_on(image_dir, tmp_path,
+                                                          tiny_model_path):
+    (image_dir / "empty.tif").write_bytes(b"")
+    tifffile.imwrite(image_dir / "zero.tif", np.zeros((0, 0), np.uint8))
+    run = unetseg("predict", image_dir, "--out", tmp_path / "o", "--model", tiny_model_path,
+                  "--quiet")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "2 of 4 input(s) failed" in run.stderr
+    assert len(list((tmp_path / "o").glob("*.tif"))) == 2
+
+
+def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(image_dir,
+                                                                         tmp_path):
+    # (A read-only folder cannot be tested as root, who may write anywhere.)
+    (tmp_path / "file").write_text("x")
+    run = unetseg("predict", image_dir, "--out", tmp_path / "file" / "sub")
+    one_line_error(run, "cannot create --out folder")
+    assert "model default on" not in run.stderr

@@ -37,3 +37,74 @@ def test_weighted_training_finds_the_nuclei_without_painting_background(targets)
     iou = (predicted & truth).sum() / (predicted | truth).sum()
     assert iou > 0.6, iou
     assert predicted.sum() < 1.3 * truth.sum()
+
+
+def _pairs(tmp_path):
+    """The three samples as training files, the fluorescence one held out."""
+    import shutil
+
+    for d in ("images", "labels"):
+        (tmp_path / d).mkdir(exist_ok=True)
+    pairs = []
+    for n in ("tissue_stained", "brightfield_nuclei", "fluorescence_nuclei"):
+        shutil.copy(SAMPLES / f"{n}.png", tmp_path / "images" / f"{n}.png")
+        shutil.copy(SAMPLES / "labels" / f"{n}.tif", tmp_path / "labels" / f"{n}.tif")
+        pairs.append((tmp_path / "images" / f"{n}.png", tmp_path / "labels" / f"{n}.tif"))
+    return pairs[:2], pairs[2:]
+
+
+def _tiny_config(**kw):
+    from napari_unetseg.core.train import TrainConfig
+
+    return TrainConfig(encoder="unet", encoder_kwargs={"depth": 3, "base_width": 8}, crop=64,
+                       batch_size=4, epoch_images=8, canonical_diameter=24.0, **kw)
+
+
+def test_resume_continues_the_run_where_it_stopped(tmp_path):
+    from napari_unetseg.core.train import train
+
+    tr, va = _pairs(tmp_path)
+    first = train(_tiny_config(epochs=2), tr, va, tmp_path / "m.pt", show_progress=False)
+    assert first["epochs"] == 2 and (tmp_path / "m.pt.resume.pt").exists()
+    more = train(_tiny_config(epochs=4), tr, va, tmp_path / "m.pt", resume=tmp_path / "m.pt",
+                 show_progress=False)
+    # Epochs and steps go on from the saved state; the history keeps the first two epochs.
+    assert more["epochs"] == 4 and more["steps"] == 4 * 2
+    assert [h["epoch"] for h in more["history"]] == [1, 2, 3, 4]
+
+
+def test_init_fine_tunes_with_the_checkpoints_architecture(tmp_path, tiny_model_path):
+    from napari_unetseg.core.checkpoint import read_checkpoint_info
+    from napari_unetseg.core.train import train
+
+    tr, va = _pairs(tmp_path)
+    config = _tiny_config(epochs=1, border_width=2)
+    config.encoder_kwargs = {"depth": 4, "base_width": 16}  # ignored: the checkpoint's wins
+    summary = train(config, tr, va, tmp_path / "ft.pt", init=tiny_model_path,
+                    show_progress=False)
+    info = read_checkpoint_info(tmp_path / "ft.pt")
+    assert summary["epochs"] == 1
+    assert info["config"]["encoder_kwargs"] == {"depth": 3, "base_width": 8}
+    assert info["provenance"]["training"]["init"] == str(tiny_model_path.resolve())
+    assert info["provenance"]["training"]["border_width"] == 2
+
+
+def test_average_last_scores_the_mean_of_the_last_epochs(tmp_path):
+    from napari_unetseg.core.train import train
+
+    tr, va = _pairs(tmp_path)
+    summary = train(_tiny_config(epochs=4, average_last=0.5), tr, va, tmp_path / "a.pt",
+                    show_progress=False)
+    assert summary["averaged"]["epochs"] == [2, 4]
+    assert 0 <= summary["averaged"]["mAP_50_95"] <= 1
+
+
+def test_cancel_stops_and_keeps_a_checkpoint(tmp_path):
+    from napari_unetseg.core.train import train
+
+    tr, va = _pairs(tmp_path)
+    steps = []
+    summary = train(_tiny_config(epochs=50), tr, va, tmp_path / "c.pt", show_progress=False,
+                    on_step=lambda d, t: steps.append(d), cancel=lambda: len(steps) >= 5)
+    assert summary["interrupted"] and summary["epochs"] < 50
+    assert (tmp_path / "c.pt").exists()

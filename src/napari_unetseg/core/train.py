@@ -241,28 +241,66 @@ def train(
     dict
         Summary: epochs, best score, thresholds, timings.
     """
-    import torch
-    from tqdm.auto import tqdm
-
-    from .checkpoint import load_checkpoint, save_checkpoint
     from .inference import resolve_device
-    from .model import build_model
 
     if config.epochs is None and config.time_budget_min is None:
         raise ValueError("give a number of epochs or a time budget")
     if resume is not None and init is not None:
         raise ValueError("give either resume (continue a run) or init (fine-tune), not both")
-    out = Path(out)
-    state_path = out.with_name(out.name + ".resume.pt")
+    import torch
+
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
+    model, start_state = _set_up_model(config, resume, init, trust_code, log)
+    run = _prepare_run(config, model, train_pairs, val_pairs, Path(out), device, start_state,
+                       log)
+    interrupted = False
+    try:
+        while run.progress() < 1.0:
+            line = _train_epoch(run, show_progress, on_step, cancel)
+            if run.val:
+                line.update(_validate_epoch(run))
+            else:
+                run.best = {"mAP_50_95": float("nan"), "epoch": run.epoch}
+                run.save_best({})
+            run.history.append(line)
+            run.save_state()
+            if on_epoch is not None:
+                on_epoch(dict(line, best=run.best.get("mAP_50_95")))
+            log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in line.items()))
+    except (KeyboardInterrupt, _Cancelled):
+        interrupted = True
+        log("interrupted: saving the training state")
+        run.save_state()
+        if not run.out.exists():
+            run.save_best({})
+    averaged_scores = None if interrupted else _finish_averaging(run, log)
+    return {
+        "epochs": run.epoch,
+        "steps": run.step,
+        "seconds": round(time.perf_counter() - run.t0),
+        "best": run.best,
+        "interrupted": interrupted,
+        "checkpoint": str(run.out),
+        "history": run.history,
+        **({"averaged": averaged_scores} if averaged_scores is not None else {}),
+    }
 
-    start_state = None
+
+def _set_up_model(config: TrainConfig, resume, init, trust_code: bool, log):
+    """The model to train: fresh, resumed (with its training state) or to fine-tune.
+
+    Resuming and fine-tuning take what defines the model from the checkpoint and update
+    ``config`` to match. Returns ``(model, training state or None)``.
+    """
+    from .checkpoint import load_checkpoint
+    from .model import build_model
+
     if resume is not None:
         model, info = load_checkpoint(resume, trust_code=trust_code)
         rs = Path(resume).with_name(Path(resume).name + ".resume.pt")
-        if rs.exists():
-            start_state = _read_training_state(rs, model)
+        start_state = _read_training_state(rs, model) if rs.exists() else None
         # What defines the model comes from the checkpoint, not from the command line.
         previous = info.get("provenance", {}).get("training", {})
         for key in ("encoder", "encoder_kwargs", "encoder_weights", "pretrained", "upsample",
@@ -272,7 +310,8 @@ def train(
                 setattr(config, key, previous[key])
         config.targets = model.targets
         config.canonical_diameter = model.diameter
-    elif init is not None:
+        return model, start_state
+    if init is not None:
         model, info = load_checkpoint(init, trust_code=trust_code)
         built = info["config"]
         for key in ("encoder", "encoder_kwargs", "upsample"):
@@ -282,24 +321,102 @@ def train(
         config.encoder_weights, config.pretrained = None, False
         config.init = "default" if str(init) == "default" else str(Path(init).resolve())
         log(f"fine-tuning {info['path']} ({config.encoder}, {config.targets} targets)")
-    else:
-        model = build_model(
-            config.encoder,
-            in_channels=3,
-            targets=config.targets,
-            upsample=config.upsample,
-            encoder_kwargs=config.encoder_kwargs,
-            pretrained=config.pretrained,
-            encoder_weights=config.encoder_weights,
-        )
-        model.diameter = config.canonical_diameter
+        return model, None
+    model = build_model(
+        config.encoder,
+        in_channels=3,
+        targets=config.targets,
+        upsample=config.upsample,
+        encoder_kwargs=config.encoder_kwargs,
+        pretrained=config.pretrained,
+        encoder_weights=config.encoder_weights,
+    )
+    model.diameter = config.canonical_diameter
+    return model, None
+
+
+@dataclass
+class _Run:
+    """Everything a training run carries from step to step."""
+
+    config: TrainConfig
+    model: Any
+    forward: Any
+    opt: Any
+    device: Any
+    sampler: CropSampler
+    style_p: np.ndarray | None
+    val: list
+    val_diameters: list
+    out: Path
+    per_epoch: int
+    steps_per_epoch: int
+    thresholds: dict
+    averaged: Any = None
+    averaged_from: int | None = None
+    epoch: int = 0
+    step: int = 0
+    t0: float = 0.0
+    best: dict = field(default_factory=lambda: {"mAP_50_95": -1.0})
+    history: list = field(default_factory=list)
+
+    @property
+    def state_path(self) -> Path:
+        return self.out.with_name(self.out.name + ".resume.pt")
+
+    def progress(self) -> float:
+        """Fraction of the run done: the larger of steps and time used."""
+        c, fr = self.config, []
+        if c.epochs:
+            fr.append(self.step / (c.epochs * self.steps_per_epoch))
+        if c.time_budget_min:
+            fr.append((time.perf_counter() - self.t0) / (c.time_budget_min * 60))
+        return max(fr)
+
+    def save_state(self) -> None:
+        import torch
+
+        state = {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.opt.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "elapsed": time.perf_counter() - self.t0,
+            "best": self.best,
+            "history": self.history,
+        }
+        if self.averaged is not None and self.averaged_from is not None:
+            state.update(averaged=self.averaged.module.state_dict(),
+                         averaged_count=int(self.averaged.n_averaged),
+                         averaged_from=self.averaged_from)
+        torch.save(state, self.state_path)
+
+    def save_best(self, scores: dict, weights: str | None = None) -> None:
+        from .checkpoint import save_checkpoint
+
+        prov = {
+            "training": asdict(self.config),
+            "training_images": len(self.sampler.samples),
+            "validation_images": len(self.val),
+            "epochs": self.epoch,
+            "steps": self.step,
+            "train_seconds": round(time.perf_counter() - self.t0),
+            "validation": scores,
+        }
+        if weights:
+            prov["weights"] = weights
+        save_checkpoint(self.model, self.out, provenance=prov, thresholds=self.thresholds)
+
+
+def _prepare_run(config: TrainConfig, model, train_pairs, val_pairs, out: Path, device,
+                 start_state, log) -> _Run:
+    """Load the data, set up sampler, optimizer and averaging; restore a resumed state."""
+    import torch
+
     norm = model.normalization
     t_load = time.perf_counter()
     samples = load_samples(train_pairs, norm, config.diameter)
     val = [load_pair(ip, lp) for ip, lp in val_pairs]
-    # Validation during training rescales by the true diameters (cheap, and picks the best
-    # network); thresholds are tuned afterwards with estimated ones, as users get them.
-    val_diameters = [config.diameter or median_diameter(v[1]) for v in val]
     log(f"loaded {len(samples)} training and {len(val)} validation images "
         f"in {time.perf_counter() - t_load:.0f} s; device {device}")
     sampler = CropSampler(
@@ -321,186 +438,130 @@ def train(
             p.requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                             weight_decay=config.weight_decay)
-    # The compiled module shares its parameters with ``model``; validation, checkpoints and
-    # the training state use ``model`` itself. Crops and batches have one fixed shape, so
-    # the graph compiles once (the first step) and never again.
-    forward = torch.compile(model) if config.compile else model
-    averaged, averaged_from = None, None
+    per_epoch = config.epoch_images or len(samples)
+    run = _Run(
+        config=config, model=model,
+        # The compiled module shares its parameters with ``model``; validation, checkpoints
+        # and the training state use ``model`` itself. Crops and batches have one fixed
+        # shape, so the graph compiles once (the first step) and never again.
+        forward=torch.compile(model) if config.compile else model,
+        opt=opt, device=device, sampler=sampler, style_p=style_p, val=val,
+        # Validation during training rescales by the true diameters (cheap, and picks the
+        # best network); thresholds are tuned afterwards with estimated ones, as users get.
+        val_diameters=[config.diameter or median_diameter(v[1]) for v in val],
+        out=out, per_epoch=per_epoch, steps_per_epoch=max(1, per_epoch // config.batch_size),
+        thresholds=dict(model.thresholds),
+    )
     if config.average_last > 0:
         from torch.optim.swa_utils import AveragedModel
 
         # Buffers too: batch-norm statistics are averaged like the weights.
-        averaged = AveragedModel(model, use_buffers=True)
-    per_epoch = config.epoch_images or len(samples)
-    steps_per_epoch = max(1, per_epoch // config.batch_size)
-    epoch, step, elapsed_before = 0, 0, 0.0
-    best = {"mAP_50_95": -1.0}
-    history: list[dict] = []
+        run.averaged = AveragedModel(model, use_buffers=True)
+    elapsed_before = 0.0
     if start_state is not None:
         opt.load_state_dict(start_state["optimizer"])
-        epoch, step = start_state["epoch"], start_state["step"]
+        run.epoch, run.step = start_state["epoch"], start_state["step"]
         elapsed_before = start_state["elapsed"]
-        best = dict(start_state["best"])
-        history = list(start_state.get("history", []))
-        if averaged is not None and start_state.get("averaged") is not None:
-            averaged.module.load_state_dict(start_state["averaged"])
-            averaged.n_averaged.fill_(start_state["averaged_count"])
-            averaged_from = start_state["averaged_from"]
-    budget_s = config.time_budget_min * 60 if config.time_budget_min else None
-    total_steps = config.epochs * steps_per_epoch if config.epochs else None
-    t0 = time.perf_counter() - elapsed_before
-    thresholds = dict(model.thresholds)
+        run.best = dict(start_state["best"])
+        run.history = list(start_state.get("history", []))
+        if run.averaged is not None and start_state.get("averaged") is not None:
+            run.averaged.module.load_state_dict(start_state["averaged"])
+            run.averaged.n_averaged.fill_(start_state["averaged_count"])
+            run.averaged_from = start_state["averaged_from"]
+    run.t0 = time.perf_counter() - elapsed_before
+    return run
 
-    def progress_fraction():
-        fr = []
-        if total_steps:
-            fr.append(step / total_steps)
-        if budget_s:
-            fr.append((time.perf_counter() - t0) / budget_s)
-        return max(fr)
 
-    def save_state():
-        torch.save(
-            {
-                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": opt.state_dict(),
-                "epoch": epoch,
-                "step": step,
-                "elapsed": time.perf_counter() - t0,
-                "best": best,
-                "history": history,
-                **(
-                    {
-                        "averaged": averaged.module.state_dict(),
-                        "averaged_count": int(averaged.n_averaged),
-                        "averaged_from": averaged_from,
-                    }
-                    if averaged is not None and averaged_from is not None
-                    else {}
-                ),
-            },
-            state_path,
-        )
+def _train_epoch(run: _Run, show_progress: bool, on_step, cancel) -> dict:
+    """One epoch of steps (or fewer when the budget ends); returns its figures."""
+    import torch
+    from tqdm.auto import tqdm
 
-    def save_best(scores, weights=None):
-        prov = {
-            "training": asdict(config),
-            "training_images": len(samples),
-            "validation_images": len(val),
-            "epochs": epoch,
-            "steps": step,
-            "train_seconds": round(time.perf_counter() - t0),
-            "validation": scores,
-        }
-        if weights:
-            prov["weights"] = weights
-        save_checkpoint(model, out, provenance=prov, thresholds=thresholds)
+    c, model, n = run.config, run.model, len(run.sampler.samples)
+    model.train()
+    if c.freeze_encoder:
+        model.encoder.eval()  # batch-norm statistics stay those of the base model
+    order = (
+        run.sampler.rng.choice(n, run.per_epoch, p=run.style_p) if run.style_p is not None
+        else np.concatenate([run.sampler.rng.permutation(n)
+                             for _ in range(-(-run.per_epoch // n))])[: run.per_epoch]
+    )
+    bar = tqdm(
+        run.sampler.batches(order, c.batch_size, c.seed * 100_003 + run.epoch, c.workers),
+        total=run.steps_per_epoch, desc=f"epoch {run.epoch + 1}", leave=False,
+        disable=not show_progress, mininterval=5,
+    )
+    losses = []
+    t_ep = time.perf_counter()
+    for x, y, w in bar:
+        if cancel is not None and cancel():
+            raise _Cancelled
+        x, y = x.to(run.device), y.to(run.device)
+        w = w.to(run.device) if w is not None else None
+        if c.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        for g in run.opt.param_groups:
+            g["lr"] = c.lr * _lr_factor(run.progress())
+        if run.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                logits = run.forward(x)
+            loss = loss_fn(logits.float(), y, w, c.targets)
+        else:
+            loss = loss_fn(run.forward(x), y, w, c.targets)
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        run.opt.step()
+        run.step += 1
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}",
+                        best=f"{run.best['mAP_50_95']:.3f}")
+        if on_step is not None:
+            on_step(len(losses), run.steps_per_epoch)
+        if run.progress() >= 1.0:
+            break
+    run.epoch += 1
+    if run.averaged is not None and run.progress() >= 1.0 - c.average_last:
+        run.averaged.update_parameters(model)
+        run.averaged_from = run.averaged_from or run.epoch
+    return {"epoch": run.epoch, "loss": float(np.mean(losses)),
+            "img_per_s": len(losses) * c.batch_size / (time.perf_counter() - t_ep)}
 
-    interrupted = False
-    try:
-        while progress_fraction() < 1.0:
-            model.train()
-            if config.freeze_encoder:
-                model.encoder.eval()  # batch-norm statistics stay those of the base model
-            order = (
-                sampler.rng.choice(len(samples), per_epoch, p=style_p)
-                if style_p is not None
-                else np.concatenate([sampler.rng.permutation(len(samples))
-                                     for _ in range(-(-per_epoch // len(samples)))])[:per_epoch]
-            )
-            bar = tqdm(
-                sampler.batches(order, config.batch_size, config.seed * 100_003 + epoch,
-                                config.workers),
-                total=steps_per_epoch, desc=f"epoch {epoch + 1}", leave=False,
-                disable=not show_progress, mininterval=5,
-            )
-            losses = []
-            t_ep = time.perf_counter()
-            for x, y, w in bar:
-                if cancel is not None and cancel():
-                    raise _Cancelled
-                x, y = x.to(device), y.to(device)
-                w = w.to(device) if w is not None else None
-                if config.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                for g in opt.param_groups:
-                    g["lr"] = config.lr * _lr_factor(progress_fraction())
-                if device.type == "cuda":
-                    with torch.autocast("cuda", dtype=torch.bfloat16):
-                        logits = forward(x)
-                    loss = loss_fn(logits.float(), y, w, config.targets)
-                else:
-                    loss = loss_fn(forward(x), y, w, config.targets)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                losses.append(loss.item())
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}",
-                                best=f"{best['mAP_50_95']:.3f}")
-                if on_step is not None:
-                    on_step(len(losses), steps_per_epoch)
-                if progress_fraction() >= 1.0:
-                    break
-            epoch += 1
-            imgs_s = len(losses) * config.batch_size / (time.perf_counter() - t_ep)
-            if averaged is not None and progress_fraction() >= 1.0 - config.average_last:
-                averaged.update_parameters(model)
-                averaged_from = averaged_from or epoch
-            line = {"epoch": epoch, "loss": float(np.mean(losses)), "img_per_s": imgs_s}
-            if val:
-                maps, scales = predict_maps(model, [v[0] for v in val], str(device),
-                                            val_diameters)
-                scores = score_maps(maps, [v[1] for v in val], config.targets, thresholds,
-                                    scales)
-                line.update(scores)
-                if scores["mAP_50_95"] > best["mAP_50_95"]:
-                    best = dict(scores, epoch=epoch)
-                    save_best(scores)
-                if config.channels_last:
-                    model.to(memory_format=torch.channels_last)
-            else:
-                best = {"mAP_50_95": float("nan"), "epoch": epoch}
-                save_best({})
-            history.append(line)
-            save_state()
-            if on_epoch is not None:
-                on_epoch(dict(line, best=best.get("mAP_50_95")))
-            log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in line.items()))
-    except (KeyboardInterrupt, _Cancelled):
-        interrupted = True
-        log("interrupted: saving the training state")
-        save_state()
-        if not out.exists():
-            save_best({})
-    averaged_scores = None
-    if averaged_from is not None and not interrupted:
-        # The averaged weights become the checkpoint if they beat the best epoch on the
-        # validation images (without any, they are kept: that is what the option asks for).
-        span = f"mean of epochs {averaged_from}-{epoch}"
-        model.load_state_dict(averaged.module.state_dict())
-        averaged_scores = {"epochs": [averaged_from, epoch]}
-        if val:
-            maps, scales = predict_maps(model, [v[0] for v in val], str(device), val_diameters)
-            averaged_scores.update(score_maps(maps, [v[1] for v in val], config.targets,
-                                              thresholds, scales))
-            log(f"{span}: " + " ".join(f"{k}={v:.4f}" for k, v in averaged_scores.items()
-                                       if k != "epochs"))
-        if not val or averaged_scores["mAP_50_95"] > best["mAP_50_95"]:
-            save_best({k: v for k, v in averaged_scores.items() if k != "epochs"}, weights=span)
-            best = dict(averaged_scores, epoch=span)
-    summary = {
-        "epochs": epoch,
-        "steps": step,
-        "seconds": round(time.perf_counter() - t0),
-        "best": best,
-        "interrupted": interrupted,
-        "checkpoint": str(out),
-        "history": history,
-        **({"averaged": averaged_scores} if averaged_scores is not None else {}),
-    }
-    return summary
+
+def _score_val(run: _Run) -> dict:
+    maps, scales = predict_maps(run.model, [v[0] for v in run.val], str(run.device),
+                                run.val_diameters)
+    return score_maps(maps, [v[1] for v in run.val], run.config.targets, run.thresholds,
+                      scales)
+
+
+def _validate_epoch(run: _Run) -> dict:
+    """Score the epoch on the validation images; keep the checkpoint if it is the best."""
+    import torch
+
+    scores = _score_val(run)
+    if scores["mAP_50_95"] > run.best["mAP_50_95"]:
+        run.best = dict(scores, epoch=run.epoch)
+        run.save_best(scores)
+    if run.config.channels_last:
+        run.model.to(memory_format=torch.channels_last)
+    return scores
+
+
+def _finish_averaging(run: _Run, log) -> dict | None:
+    """With ``average_last``: the averaged weights replace the best epoch if they score
+    better on the validation images (without any, they are kept: the option asks for them)."""
+    if run.averaged_from is None:
+        return None
+    span = f"mean of epochs {run.averaged_from}-{run.epoch}"
+    run.model.load_state_dict(run.averaged.module.state_dict())
+    scores = {"epochs": [run.averaged_from, run.epoch]}
+    if run.val:
+        scores.update(_score_val(run))
+        log(f"{span}: " + " ".join(f"{k}={v:.4f}" for k, v in scores.items() if k != "epochs"))
+    if not run.val or scores["mAP_50_95"] > run.best["mAP_50_95"]:
+        run.save_best({k: v for k, v in scores.items() if k != "epochs"}, weights=span)
+        run.best = dict(scores, epoch=span)
+    return scores
 
 
 def finalize_thresholds(

@@ -287,3 +287,57 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(image_d
     run = unetseg("predict", image_dir, "--out", tmp_path / "file" / "sub")
     one_line_error(run, "cannot create --out folder")
     assert "model default on" not in run.stderr
+
+
+def test_a_failed_maps_write_leaves_no_truncated_file(tmp_path, monkeypatch):
+    # Disk full or Ctrl-C in the middle of writing: no partial _maps.tif that a rerun
+    # would take for a finished one.
+    import tifffile as tf
+
+    from napari_unetseg import cli
+
+    def fail_midway(path, *a, **k):
+        open(path, "wb").write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tf, "imwrite", fail_midway)
+    with pytest.raises(OSError):
+        cli._write_maps(tmp_path / "x_maps.tif", np.zeros((2, 8, 8), np.float32), "YX", False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_one_line(image_dir, tmp_path, tiny_model_path, monkeypatch, capsys):
+    from napari_unetseg import cli
+    from napari_unetseg.core import io
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io, "write_label_tiff", full)
+    code = cli.main(["predict", str(image_dir), "--out", str(tmp_path / "o"), "--model",
+                     str(tiny_model_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "No space left on device" in err.strip().splitlines()[-1]
+
+
+def test_predicting_a_folder_skips_label_files_and_evaluate_spots_mixed_folders(
+        tmp_path, tiny_model_path):
+    import shutil
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "tissue_stained.png", folder)
+    out = tmp_path / "o"
+    assert unetseg("predict", folder, "--out", out, "--model", tiny_model_path,
+                   "--quiet").returncode == 0
+    # The label file it wrote sits in the image folder now (as if predicted in place).
+    shutil.copy(out / "tissue_stained.tif", folder / "tissue_stained_seg.tif")
+    run = unetseg("predict", folder, "--out", tmp_path / "o2", "--model", tiny_model_path,
+                  "--quiet")
+    assert run.returncode == 0 and "skipping 1 label file" in run.stderr
+    assert [p.name for p in (tmp_path / "o2").iterdir()] == ["tissue_stained.tif"]
+    # Predictions for images without ground truth: the wrong folders were given.
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    shutil.copy(SAMPLES / "labels" / "fluorescence_nuclei.tif", gt)
+    one_line_error(unetseg("evaluate", "--gt", gt, "--pred", out), "no ground truth")

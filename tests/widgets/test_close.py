@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+import time
 
 from tests.conftest import SAMPLES
 
@@ -71,3 +72,44 @@ def test_pressing_next_quickly_while_images_segment_does_not_crash(tmp_path):
                          timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "survived 11" in run.stdout
+
+
+def test_closing_the_viewer_during_training_stops_it_cleanly(tmp_path, tiny_model_path):
+    script = textwrap.dedent(f"""
+        import time
+        import napari
+        from qtpy.QtWidgets import QApplication
+        from napari_unetseg.widgets.contributions import sample_layers
+        from napari_unetseg.widgets.segment import SegmentWidget
+        from napari_unetseg.widgets.train import FROM_LAYERS, TrainWidget
+        v = napari.Viewer(show=False)
+        app = QApplication.instance()
+        (img, meta, _), (lab, _, _) = sample_layers("tissue_stained", with_labels=True)
+        v.add_image(img, **meta)
+        v.add_labels(lab, name="corrected")
+        seg = SegmentWidget(v, autoload=False)
+        v.window.add_dock_widget(seg)
+        seg.model_panel.load({str(tiny_model_path)!r})
+        t = time.time()
+        while seg.model_panel.predictor is None and time.time() - t < 60:
+            app.processEvents(); time.sleep(0.01)
+        tr = TrainWidget(v)
+        v.window.add_dock_widget(tr)
+        tr.source.value = FROM_LAYERS
+        tr.reset_choices()
+        tr.minutes.value = 30
+        tr.output.value = {str(tmp_path / "m.pt")!r}
+        tr.train()
+        t = time.time()
+        while not tr.plot.loss and time.time() - t < 120:
+            app.processEvents(); time.sleep(0.01)
+        v.close()
+        print("closed OK")
+    """)
+    t0 = time.perf_counter()
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "closed OK" in run.stdout
+    # It stopped at the next step rather than training for its 30 minutes.
+    assert time.perf_counter() - t0 < 300

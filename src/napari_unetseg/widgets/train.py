@@ -168,7 +168,18 @@ class TrainWidget(QWidget):
         self.train_button.clicked.connect(self.train)
         self.cancel_button.clicked.connect(self.cancel)
         self.remaining_button.clicked.connect(self._segment_remaining)
+        # Closing the viewer stops a run at its next step (the best model so far is kept).
+        qt_window = getattr(getattr(napari_viewer, "window", None), "_qt_window", None)
+        if qt_window is not None:
+            qt_window.installEventFilter(self)
         self._update_source()
+
+    def eventFilter(self, obj, event) -> bool:  # the viewer window is closing
+        from qtpy.QtCore import QEvent
+
+        if event.type() == QEvent.Type.Close and self._worker is not None:
+            self._cancel.set()
+        return False
 
     # ------------------------------------------------------------------ inputs
     def reset_choices(self, event=None) -> None:

@@ -268,3 +268,24 @@ def test_train_average_last_keeps_mean_weights_across_resume(tmp_path):
     key = next(k for k, v in saved.items() if v.is_floating_point() and v.numel() > 1)
     assert torch.allclose(saved[key].float(), state["averaged"][key].float())
     assert not torch.allclose(saved[key].float(), state["model"][key].float())
+
+
+@pytest.mark.slow
+def test_predict_stitch_and_track_give_one_id_per_nucleus(tmp_path):
+    # A time-lapse of a Z-stack made of one real plane repeated, the bundled model: with
+    # --mode stitch and --track every nucleus keeps one id through Z and T.
+    from napari_unetseg.core.io import read_image
+
+    plane = read_image(SAMPLES / "tissue_stained.png")[..., 0]
+    stack = np.stack([np.stack([plane] * 3)] * 2)  # TZYX
+    tifffile.imwrite(tmp_path / "tl.tif", stack, imagej=True, metadata={"axes": "TZYX"})
+    r = unetseg("predict", tmp_path / "tl.tif", "--out", tmp_path / "o", "--quiet",
+                "--mode", "stitch", "--track")
+    assert r.returncode == 0, r.stderr
+    labels = tifffile.imread(tmp_path / "o" / "tl.tif")
+    assert labels.shape == stack.shape
+    first = labels[0, 0]
+    assert len(np.unique(first)) > 50  # the tissue sample's nuclei
+    for t in range(2):
+        for z in range(3):
+            assert np.array_equal(labels[t, z], first)

@@ -176,6 +176,7 @@ def _cmd_predict(args) -> int:
     )
     from napari_unetseg.core.pipeline import segment_image
     from napari_unetseg.core.postprocess import watershed_from_maps
+    from napari_unetseg.core.stacks import link_stack
 
     _check_thresholds(args)
     parse_diameter(args.diameter)
@@ -247,8 +248,11 @@ def _cmd_predict(args) -> int:
             tqdm.write(f"unetseg predict: {where}{exc}", file=sys.stderr)
             continue
         label_axes = axes.replace("C", "")
+        if args.mode == "stitch" or args.track:
+            labels = link_stack(labels, label_axes, stitch=args.mode == "stitch",
+                                track=args.track, iou_threshold=args.stitch_iou)
         provenance = {"model": str(args.model), "thresholds": thresholds, "source": path.name,
-                      "tta": args.tta}
+                      "tta": args.tta, "mode": args.mode, "track": args.track}
         try:
             write_label_tiff(target, labels, axes=label_axes, provenance=provenance,
                              overwrite=args.overwrite)
@@ -396,6 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--diameter", default="auto", metavar="auto|PX",
                    help="median nucleus diameter in pixels; auto estimates it per plane "
                         "(size-normalized models only)")
+    s.add_argument("--mode", default="2d", choices=["2d", "stitch"],
+                   help="stacks with Z: 2d numbers each plane's objects on their own; stitch "
+                        "links them through Z by overlap, one id per nucleus")
+    s.add_argument("--stitch-iou", type=float, default=0.25, metavar="IOU",
+                   help="smallest overlap (IoU) of one nucleus in consecutive planes")
+    s.add_argument("--track", action="store_true",
+                   help="time-lapses: each object keeps the id of the object it overlaps "
+                        "most in the previous frame")
     s.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
     s.add_argument("--save-maps", action="store_true", help="also write <stem>_maps.tif")
     s.add_argument("--overwrite", action="store_true", help="replace existing label files")

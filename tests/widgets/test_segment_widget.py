@@ -240,3 +240,26 @@ def test_large_image_thresholds_update_in_the_background(
     assert not np.array_equal(before, layer.data)
     expected = layer.metadata[STATE_KEY].stack.stack_labels(widget.thresholds(), before.shape)
     assert np.array_equal(layer.data > 0, expected > 0)
+
+
+@needs_default
+def test_stitching_a_stack_gives_one_id_per_nucleus_and_survives_sliders(make_napari_viewer,
+                                                                         qtbot):
+    # A Z-stack of one tissue plane repeated (the nuclei go straight through): with
+    # "stitch" every plane carries the same ids, also after moving a slider.
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, qtbot, "default")
+    (data, _, _), = sample_layers("tissue_stained")
+    viewer.add_image(np.stack([data[..., 0]] * 3), name="zstack")
+    widget.layer_combo.setCurrentText("zstack")
+    assert widget.stitch_check.isVisibleTo(widget)
+    widget.scope_combo.setCurrentText("Whole stack")
+    widget.stitch_check.setChecked(True)
+    run(widget, qtbot)
+    layer = viewer.layers["zstack labels"]
+    assert len(np.unique(layer.data[0])) > 50
+    assert np.array_equal(layer.data[0], layer.data[2])
+    widget.seed_slider.setValue(widget.seed_slider.value() - 0.1)
+    widget._on_threshold_released()
+    qtbot.waitUntil(lambda: not widget.updating, timeout=60_000)
+    assert np.array_equal(layer.data[0], layer.data[1])

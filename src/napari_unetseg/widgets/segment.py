@@ -97,6 +97,12 @@ class SegmentWidget(QWidget):
         self.scope_combo = QComboBox()
         self.scope_combo.addItems(SCOPES)
         self.scope_combo.setToolTip("For stacks: the plane on screen, or every plane")
+        self.stitch_check = QCheckBox("One id per nucleus through Z (stitch)")
+        self.stitch_check.setToolTip("Link each plane's objects with the overlapping objects "
+                                     "of the plane above (IoU 0.25 or more)")
+        self.track_check = QCheckBox("Link ids over time")
+        self.track_check.setToolTip("Each object keeps the id of the object it overlaps most "
+                                    "in the previous frame")
         self.diameter_box = QDoubleSpinBox()
         self.diameter_box.setRange(0.0, 1000.0)
         self.diameter_box.setDecimals(1)
@@ -117,6 +123,8 @@ class SegmentWidget(QWidget):
         form = QFormLayout(seg)
         form.addRow("Image:", self.layer_combo)
         form.addRow("Planes:", self.scope_combo)
+        form.addRow(self.stitch_check)
+        form.addRow(self.track_check)
         self.diameter_label = QLabel("")
         self.diameter_label.setToolTip("The diameter the last run used")
         drow = QHBoxLayout()
@@ -199,6 +207,8 @@ class SegmentWidget(QWidget):
             except ValueError:
                 stack = False
         self.scope_combo.setEnabled(stack)
+        self.stitch_check.setVisible(stack)
+        self.track_check.setVisible(stack)
         self.scope_combo.setToolTip("For stacks: the plane on screen, or every plane"
                                     if stack else "The chosen image is a single plane")
 
@@ -355,6 +365,7 @@ class SegmentWidget(QWidget):
 
         layer = self.labels_layer
         state = layer.metadata[STATE_KEY]
+        labels = self._linked(labels, len(state.view_shape) - 2)
         if state.edited is not None and state.edited.any():
             labels = merge_with_locked(labels, np.asarray(layer.data), state.edited)
             if not state.told_about_edits:
@@ -367,6 +378,18 @@ class SegmentWidget(QWidget):
         n = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
         where = "" if not state.stack.stack_shape else f" in {len(state.stack.sheds)} plane(s)"
         self.count_label.setText(f"{n} objects{where}")
+
+    def _linked(self, labels: np.ndarray, n_lead: int) -> np.ndarray:
+        """Stack labels with ids linked through Z and/or time, as the checkboxes say."""
+        from napari_unetseg.core.stacks import link_stack
+
+        stitch = self.stitch_check.isChecked() and n_lead >= 1
+        track = self.track_check.isChecked() and n_lead >= 1
+        if not (stitch or track):
+            return labels
+        # One extra axis is Z when stitching, time when only tracking.
+        axes = {1: "TYX" if track and not stitch else "ZYX", 2: "TZYX"}[n_lead]
+        return link_stack(labels, axes, stitch=stitch, track=track)
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:

@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
-#: Fine-tuning defaults, measured with benchmarks/bench_finetune.py.
-FINETUNE_DEFAULTS = {"minutes": 5.0, "lr": 5e-4, "epoch_images": 64, "batch_size": 4,
+#: Fine-tuning defaults. benchmarks/bench_finetune.py (README) found 2e-4 on the whole
+#: network the safest of the settings it compared; higher rates and longer runs overfit a
+#: handful of images.
+FINETUNE_DEFAULTS = {"minutes": 5.0, "lr": 2e-4, "epoch_images": 64, "batch_size": 4,
                      "freeze_encoder": False}
 
 

@@ -64,6 +64,11 @@ _RUNNING: set = set()
 _EXIT_WAIT_MS = 30_000
 
 
+def first_line(exc: BaseException) -> str:
+    """What to show of an exception: its message's first line, or its type's name."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def is_alive(widget) -> bool:
     """Whether the C++ side of a Qt object still exists (closed widgets are deleted)."""
     try:

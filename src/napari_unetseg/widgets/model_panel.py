@@ -17,7 +17,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .common import compact_combo
+from .common import compact_combo, first_line
 
 DEFAULT_ITEM = "Default nuclei model (bundled)"
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -51,6 +51,8 @@ def describe(info: dict) -> str:
         f"Input channels: {cfg.get('in_channels', '?')}",
     ]
     data, n = prov.get("training_data"), prov.get("training_images")
+    if data and n and f"{n} images" in data:
+        n = None  # already said
     if data or n:
         lines.append("Trained on: " + ", ".join(
             x for x in (data, f"{n} images" if n else None) if x))
@@ -187,7 +189,7 @@ class ModelPanel(QGroupBox):
     def _on_failed(self, path: str, exc: Exception) -> None:
         from napari.utils.notifications import show_error
 
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = first_line(exc)
         show_error(f"Could not load model: {msg}")
         self.device_label.setText(str(self.predictor.device) if self.predictor else "not loaded")
         self._fill_combo(select=self.current)

@@ -28,7 +28,13 @@ from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 from napari_unetseg.core.modes import TARGET_MODES
 
-from .common import compact_combo, preload_labels_display, refresh_layer_combo, start_worker
+from .common import (
+    compact_combo,
+    first_line,
+    preload_labels_display,
+    refresh_layer_combo,
+    start_worker,
+)
 from .model_panel import ModelPanel
 from .session import STATE_KEY, ImageView, SegmentationState, segment_planes
 
@@ -540,7 +546,7 @@ class SegmentWidget(QWidget):
             show_info("Segmentation cancelled; nothing was changed")
             self.status_label.setText("Cancelled.")
         else:
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            msg = first_line(exc)
             show_error(f"Segmentation failed: {msg}")
             self.status_label.setText(f"Failed: {msg}")
 

@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
 
 from napari_unetseg.core.finetune import FINETUNE_DEFAULTS
 
-from .common import start_worker
+from .common import first_line, start_worker
 
 FROM_BROWSER = "Saved labels of the browsed folder"
 FROM_LAYERS = "An image layer and its Labels layer"
@@ -325,18 +325,23 @@ class TrainWidget(QWidget):
         before, after = result["before"], result["after"]
         text = ("Stopped early; kept the best model so far. " if result["interrupted"]
                 else "Done. ") + f"Saved {Path(result['checkpoint']).name}"
+        worse = before is not None and after is not None and after < before
         if before is not None and after is not None:
             text += f". Held-out mAP {before:.3f} before, {after:.3f} after"
-        self.status.setText(text + ".")
         seg = self._segment_widget()
-        if seg is not None:
+        if worse:
+            # Do not swap in a model that scores worse on the user's own held-out image; it
+            # stays on disk (Browse… in the model panel loads it).
+            text += "; it scores lower than the model you started from, which stays in use"
+        elif seg is not None:
             seg.model_panel.load(result["checkpoint"])
-        self.remaining_button.setEnabled(self._browser() is not None)
+        self.status.setText(text + ".")
+        self.remaining_button.setEnabled(self._browser() is not None and not worse)
 
     def _on_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
 
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = first_line(exc)
         show_error(f"Training failed: {msg}")
         self.status.setText(f"Failed: {msg}")
 

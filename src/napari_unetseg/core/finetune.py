@@ -173,6 +173,9 @@ def fine_tune(
         batch_size=FINETUNE_DEFAULTS["batch_size"],
         epoch_images=FINETUNE_DEFAULTS["epoch_images"], weighted_loss=True,
         freeze_encoder=freeze_encoder,
+        # Nothing resumes a panel's run; writing weights and optimizer every epoch would
+        # only cost time (and hold Python's lock while it writes).
+        save_resume_state=False,
     )
     with tempfile.TemporaryDirectory(prefix="unetseg-finetune-") as tmp:
         tmp = Path(tmp)

@@ -109,7 +109,11 @@ def apply_scaling(
             x = x.mean(axis=0, keepdims=True)
         else:
             gray = x.mean(axis=0, keepdims=True) if c != 1 else x
-            x = np.repeat(gray, channels, axis=0)
+            # A broadcast assignment rather than np.repeat: the same copy, but NumPy lets
+            # other threads (the viewer's) run while it copies.
+            out = np.empty((channels, *gray.shape[1:]), np.float32)
+            out[...] = gray
+            x = out
     return np.ascontiguousarray(x, dtype=np.float32)
 
 

@@ -70,6 +70,8 @@ class TrainConfig:
     #: Keep the encoder's weights and batch-norm statistics as they are and train the
     #: decoder only (fine-tuning on a handful of images).
     freeze_encoder: bool = False
+    #: Write ``<out>.resume.pt`` (weights and optimizer) after every epoch, for ``resume``.
+    save_resume_state: bool = True
 
 
 def loss_fn(logits, target, weights, targets: str):
@@ -376,6 +378,8 @@ class _Run:
     def save_state(self) -> None:
         import torch
 
+        if not self.config.save_resume_state:
+            return
         state = {
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.opt.state_dict(),

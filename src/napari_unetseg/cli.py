@@ -296,8 +296,8 @@ def _cmd_quantize(args) -> int:
     files = list_images(args.images)
     if not files:
         raise UserError(f"{args.images}: no images to calibrate on")
-    out, n = make_int8(args.model, (read_image(f) for f in files), n=args.n,
-                       n_available=len(files), out=args.out, trust_code=args.trust_code)
+    out, n = make_int8(args.model, files, n=args.n, read=read_image, out=args.out,
+                       trust_code=args.trust_code)
     print(json.dumps({"int8_model": str(out), "calibration_images": n}))
     return 0
 

@@ -21,6 +21,9 @@ def _clean(training: dict) -> dict:
     out = dict(training)
     if out.get("encoder_weights"):
         out["encoder_weights"] = ENCODER_WEIGHTS
+    # "pretrained" there means "downloaded through timm" (never, here): the weights' origin
+    # is in encoder_weights and at the top of the provenance.
+    out.pop("pretrained", None)
     if out.get("init"):
         out["init"] = "stage 1 of this recipe"
     out.pop("workers", None)
@@ -51,14 +54,15 @@ def main(argv=None):
             "steps": p.get("steps"),
             "crops_seen": (p.get("steps") or 0) * p["training"]["batch_size"],
             "train_seconds": p.get("train_seconds"),
-            "validation_at_training_thresholds": p.get("validation_before_threshold_tuning",
-                                                       p.get("validation")),
+            # The best epoch as training scored it: true diameters, the run's thresholds.
+            "validation_best_epoch": p.get("validation_during_training", p.get("validation")),
         })
     prov = {
         "training_data": "2018 Data Science Bowl stage-1 train (community label fixes), "
                          "598 images; val.txt (66) held out for picking epochs and thresholds",
         "pretrained": ENCODER_WEIGHTS,
         "stages": stages,
+        # The checkpoint as users run it (fp32, diameters estimated) after / before tuning.
         "validation": last.get("validation"),
         "validation_before_threshold_tuning": last.get("validation_before_threshold_tuning"),
         "thresholds_tuned_on": last.get("thresholds_tuned_on"),

@@ -582,6 +582,9 @@ def finalize_thresholds(
     before = score_maps(maps, gts, model.targets, model.thresholds, scales)
     thresholds, scores = tune_thresholds(maps, gts, model.targets, scales=scales)
     prov = dict(info["provenance"])
+    if "validation" in prov and "validation_during_training" not in prov:
+        # The best epoch's score as training measured it (true diameters, its thresholds).
+        prov["validation_during_training"] = prov["validation"]
     prov["validation_before_threshold_tuning"] = before
     prov["validation"] = scores
     prov["thresholds_tuned_on"] = f"{len(val)} validation images"

@@ -353,10 +353,10 @@ class Predictor:
         axes = check_axes(image.shape, axes)
         planes, stack_shape = planes_of(image, axes)
         h, w = planes.shape[1:3]
-        sized = [self.plane_scale(p, diameter, cancel=cancel) for p in planes]
-        scales = [s for s, _ in sized]
+        scale, d = self.stack_scale(planes, diameter, cancel=cancel)
+        scales = [scale] * planes.shape[0]
         if info is not None:
-            info.update(scales=scales, diameters=[d for _, d in sized])
+            info.update(scales=scales, diameters=[d] * planes.shape[0])
         counts = [self.tile_count(scaled_shape((h, w), s), tile, overlap) for s in scales]
         done = np.concatenate([[0], np.cumsum(counts)])
         out = np.empty((self.n_outputs, planes.shape[0], h, w), np.float32)
@@ -375,6 +375,15 @@ class Predictor:
                 _total=int(done[-1]),
             )
         return out.reshape(self.n_outputs, *stack_shape, h, w)
+
+    def stack_scale(self, planes, diameter: float | str | None = None, *,
+                    thresholds: dict | None = None, cancel: CancelFn | None = None):
+        """One rescale factor for all planes of an image (a stack has one magnification).
+
+        The diameter is estimated on the middle plane; see :meth:`plane_scale`.
+        """
+        return self.plane_scale(planes[len(planes) // 2], diameter, thresholds=thresholds,
+                                cancel=cancel)
 
     def plane_scale(
         self, plane: np.ndarray, diameter: float | str | None = None, *,

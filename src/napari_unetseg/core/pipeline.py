@@ -123,7 +123,8 @@ def segment_image(
         As for :func:`predict`; ``progress`` counts planes for stacks.
     info : dict, optional
         Receives ``diameters``: the nucleus diameter (px) used for each plane (None where a
-        model without a canonical size ran, or no nucleus was found).
+        model without a canonical size ran, or no nucleus was found). Stacks use one
+        diameter, estimated on their middle plane.
 
     Returns
     -------
@@ -138,8 +139,10 @@ def segment_image(
     if info is not None:
         info["diameters"] = diameters
 
+    # One magnification per image: estimated once (middle plane), used for every plane.
+    scale, d = predictor.stack_scale(planes, diameter, thresholds=thresholds, cancel=cancel)
+
     def one_plane(plane, progress=None):
-        scale, d = predictor.plane_scale(plane, diameter, thresholds=thresholds, cancel=cancel)
         diameters.append(d)
         return segment_plane(predictor, plane, thresholds, tile=tile, tta=tta,
                              progress=progress, cancel=cancel, scale=scale)

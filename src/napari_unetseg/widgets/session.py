@@ -91,11 +91,12 @@ def segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick,
     from napari_unetseg.core.resample import scaled_shape
 
     stack = StackSegmentation(predictor.targets, view.stack_shape)
-    diameters = []
+    # One magnification per image: the diameter of the middle chosen plane serves them all.
+    scale, d = predictor.plane_scale(view.plane(planes[len(planes) // 2]), diameter,
+                                     thresholds=thresholds, cancel=cancel)
+    diameters = [d] * len(planes)
     for k, i in enumerate(planes):
         plane = view.plane(i)
-        scale, d = predictor.plane_scale(plane, diameter, thresholds=thresholds, cancel=cancel)
-        diameters.append(d)
         per_plane = predictor.tile_count(scaled_shape(view.plane_shape, scale))
         total = per_plane * len(planes)
         maps = predictor.predict_plane(

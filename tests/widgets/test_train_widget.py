@@ -40,6 +40,7 @@ def test_train_on_saved_labels_writes_and_loads_a_new_model(
     viewer, seg, browse, train = _panels(make_napari_viewer, qtbot, tiny_model_path,
                                          corrected_folder)
     assert train.images_list.count() == 2
+    assert "tiny.pt" in train.base_label.text()  # it starts from the model in use
     existing = corrected_folder / "mine.pt"
     existing.write_text("a file the user keeps")
     train.output.value = str(existing)

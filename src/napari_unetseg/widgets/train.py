@@ -149,6 +149,9 @@ class TrainWidget(QWidget):
                                          "without saved labels and segment it with the new model")
         self.remaining_button.setEnabled(False)
         self.plot = CurvePlot()
+        self.base_label = QLabel("")
+        self.base_label.setWordWrap(True)
+        self.base_label.setToolTip("Training starts from the model in use in the Segment panel")
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
@@ -156,6 +159,7 @@ class TrainWidget(QWidget):
         buttons.addWidget(self.train_button)
         buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.base_label)
         layout.addWidget(self.form.native)
         layout.addWidget(self.images_list, 1)
         layout.addWidget(self.refresh_button)
@@ -165,6 +169,9 @@ class TrainWidget(QWidget):
         layout.addWidget(self.remaining_button)
 
         self.refresh_button.clicked.connect(self.refresh)
+        seg = self._segment_widget()
+        if seg is not None:
+            seg.model_panel.model_loaded.connect(lambda _p: self._show_base())
         self.train_button.clicked.connect(self.train)
         self.cancel_button.clicked.connect(self.cancel)
         self.remaining_button.clicked.connect(self._segment_remaining)
@@ -212,8 +219,20 @@ class TrainWidget(QWidget):
                 item.setCheckState(Qt.CheckState.Checked)
                 self.images_list.addItem(item)
         self._update_hold_out()
+        self._show_base()
         if not self.output.value or str(self.output.value) in (".", ""):
             self.output.value = str(self._default_output())
+
+    def base_model(self) -> str:
+        """The checkpoint training starts from: the one in use in the Segment panel."""
+        seg = self._segment_widget()
+        return (seg.model_panel.current if seg is not None and seg.model_panel.current
+                else "default")
+
+    def _show_base(self) -> None:
+        base = self.base_model()
+        name = "the bundled model" if base == "default" else Path(base).name
+        self.base_label.setText(f"Starting from {name} (the model in use)")
 
     def _update_hold_out(self) -> None:
         n = len(self._checked()) if self.source.value == FROM_BROWSER else 1
@@ -272,9 +291,7 @@ class TrainWidget(QWidget):
             show_error(str(exc))
             self.status.setText(str(exc))
             return
-        seg = self._segment_widget()
-        base = (seg.model_panel.current if seg is not None and seg.model_panel.current
-                else "default")
+        base = self.base_model()
         out = Path(str(self.output.value or self._default_output()))
         hold = bool(self.hold_out.value) and len(pairs) >= 2
         kwargs = dict(minutes=float(self.minutes.value),

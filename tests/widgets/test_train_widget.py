@@ -41,6 +41,8 @@ def test_train_on_saved_labels_writes_and_loads_a_new_model(
                                          corrected_folder)
     assert train.images_list.count() == 2
     assert "tiny.pt" in train.base_label.text()  # it starts from the model in use
+    # The new model goes next to the labels folder by default.
+    assert str(train.output.value).startswith(str(corrected_folder / "unetseg_model_"))
     existing = corrected_folder / "mine.pt"
     existing.write_text("a file the user keeps")
     train.output.value = str(existing)

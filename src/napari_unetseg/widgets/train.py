@@ -220,8 +220,11 @@ class TrainWidget(QWidget):
                 self.images_list.addItem(item)
         self._update_hold_out()
         self._show_base()
-        if not self.output.value or str(self.output.value) in (".", ""):
-            self.output.value = str(self._default_output())
+        # Follow the data source until the user types a file name of their own.
+        current = str(self.output.value or "")
+        if current in (".", "", getattr(self, "_auto_output", None)):
+            self._auto_output = str(self._default_output())
+            self.output.value = self._auto_output
 
     def base_model(self) -> str:
         """The checkpoint training starts from: the one in use in the Segment panel."""

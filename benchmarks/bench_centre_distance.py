@@ -49,7 +49,7 @@ def main() -> None:
     from napari_unetseg.core.checkpoint import load_checkpoint
     from napari_unetseg.core.data import find_pairs, load_pair, read_id_list
     from napari_unetseg.core.postprocess import DEFAULT_THRESHOLDS
-    from napari_unetseg.core.train import predict_maps, score_maps, tune_thresholds
+    from napari_unetseg.core.validation import predict_maps, score_maps, tune_thresholds
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")

@@ -24,7 +24,8 @@ def _cmd_info(args) -> int:
 def _cmd_train(args) -> int:
     from napari_unetseg.core.data import find_pairs, read_id_list
     from napari_unetseg.core.diameter import parse_diameter
-    from napari_unetseg.core.train import TrainConfig, finalize_thresholds, train
+    from napari_unetseg.core.train import TrainConfig, train
+    from napari_unetseg.core.validation import finalize_thresholds
 
     if args.epochs is None and args.time_budget is None:
         args.epochs = 50

@@ -3,7 +3,8 @@ import pytest
 from napari_unetseg.core.data import CropSampler, make_sample
 from napari_unetseg.core.io import read_image, read_labels
 from napari_unetseg.core.normalize import DEFAULT_NORMALIZATION
-from napari_unetseg.core.train import loss_fn, predict_maps
+from napari_unetseg.core.train import loss_fn
+from napari_unetseg.core.validation import predict_maps
 
 from ..conftest import SAMPLES
 

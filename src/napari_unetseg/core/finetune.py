@@ -146,7 +146,8 @@ def fine_tune(
     from .metrics import image_scores
     from .optimize import make_int8 as write_int8
     from .pipeline import segment_image
-    from .train import TrainConfig, finalize_thresholds, train
+    from .train import TrainConfig, train
+    from .validation import finalize_thresholds
 
     pairs = check_pairs(pairs)
     if hold_out is None:

@@ -416,6 +416,13 @@ class StackSegmentation:
             int(round(thresholds["min_size"] / scale**2)),
         )
 
+    def channel(self, c: int, shape: tuple[int, ...]) -> np.ndarray:
+        """Map channel ``c`` of the whole stack, ``shape`` (0 in planes not segmented)."""
+        out = np.zeros((self.n_planes, *shape[-2:]), np.float32)
+        for i, m in self.maps.items():
+            out[i] = m[c]
+        return out.reshape(shape)
+
     def stack_labels(self, thresholds: dict, shape: tuple[int, ...]) -> np.ndarray:
         """Labels of every plane with ids unique across the stack (uint16, or uint32)."""
         per_plane = (

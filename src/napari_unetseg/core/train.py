@@ -1,4 +1,7 @@
-"""Training a Dynamic U-Net on instance labels, with validation by the DSB metric."""
+"""Training a Dynamic U-Net on instance labels: the loop, its state, resume and averaging.
+
+Scoring on validation images and threshold tuning live in :mod:`.validation`.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +16,9 @@ import numpy as np
 
 from .data import CropSampler, load_pair, load_samples, style_balanced_weights
 from .diameter import DEFAULT_CANONICAL_DIAMETER, median_diameter
-from .metrics import image_scores, summarize
 from .modes import target_mode
-from .postprocess import SeededWatershed
 from .targets import DEFAULT_BORDER_WIDTH
-
-#: Candidate thresholds searched on the validation maps after training.
-THRESHOLD_GRID = {
-    "mask_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
-    "seed_threshold": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
-    "min_size": (0, 4, 8, 16, 32),
-}
+from .validation import predict_maps, score_maps
 
 
 @dataclass
@@ -99,66 +94,6 @@ def loss_fn(logits, target, weights, targets: str):
     inter = (p * target).sum((0, 2, 3))
     dice = (2 * inter + 1) / (p.sum((0, 2, 3)) + target.sum((0, 2, 3)) + 1)
     return pixel + (1 - dice).mean()
-
-
-def predict_maps(
-    model, images: list[np.ndarray], device: str = "cpu",
-    diameters: list[float | None] | None = None,
-) -> tuple[list[np.ndarray], list[float]]:
-    """Probability maps of 2D images as inference makes them (the model is put in eval).
-
-    A size-normalized model rescales each image by its diameter (``diameters[i]`` when
-    given, else estimated). Returns the maps on each image's own grid and the scale factors
-    (watershed sizes at the model's scale divide by their squares).
-    """
-    from .inference import Predictor
-
-    pred = Predictor(model, device)
-    maps, scales = [], []
-    for i, im in enumerate(images):
-        scale, _ = pred.plane_scale(im, diameters[i] if diameters else None)
-        maps.append(pred.predict_plane(im, scale=scale))
-        scales.append(scale)
-    return maps, scales
-
-
-def _sized(thresholds: dict, scale: float) -> tuple[float, float, int]:
-    return (thresholds["mask_threshold"], thresholds["seed_threshold"],
-            int(round(thresholds["min_size"] / scale**2)))
-
-
-def score_maps(
-    maps: list[np.ndarray], gts: list[np.ndarray], targets: str, thresholds: dict,
-    scales: list[float] | None = None,
-) -> dict[str, float]:
-    """DSB scores of watershed labels from maps against ground truth."""
-    scales = scales or [1.0] * len(maps)
-    per = [
-        image_scores(gt, SeededWatershed(m, targets).labels(*_sized(thresholds, sc)))
-        for m, gt, sc in zip(maps, gts, scales)
-    ]
-    return summarize(per)
-
-
-def tune_thresholds(
-    maps: list[np.ndarray], gts: list[np.ndarray], targets: str, grid: dict | None = None,
-    scales: list[float] | None = None,
-) -> tuple[dict, dict]:
-    """Pick the post-processing thresholds with the best mAP on the given maps."""
-    grid = grid or THRESHOLD_GRID
-    scales = scales or [1.0] * len(maps)
-    sheds = [SeededWatershed(m, targets) for m in maps]
-    best, best_t = None, None
-    for mt in grid["mask_threshold"]:
-        for st in grid["seed_threshold"]:
-            for ms in grid["min_size"]:
-                t = {"mask_threshold": mt, "seed_threshold": st, "min_size": ms}
-                per = [image_scores(g, s.labels(*_sized(t, sc)))
-                       for g, s, sc in zip(gts, sheds, scales)]
-                sc = summarize(per)
-                if best is None or sc["mAP_50_95"] > best["mAP_50_95"]:
-                    best, best_t = sc, t
-    return best_t, best
 
 
 def _lr_factor(progress: float) -> float:
@@ -299,10 +234,19 @@ def _set_up_model(config: TrainConfig, resume, init, trust_code: bool, log):
     from .checkpoint import load_checkpoint
     from .model import build_model
 
+    if resume is None and init is None:
+        model = build_model(
+            config.encoder, in_channels=3, targets=config.targets, upsample=config.upsample,
+            encoder_kwargs=config.encoder_kwargs, pretrained=config.pretrained,
+            encoder_weights=config.encoder_weights,
+        )
+        model.diameter = config.canonical_diameter
+        return model, None
+    model, info = load_checkpoint(resume if resume is not None else init,
+                                  trust_code=trust_code)
+    config.targets, config.canonical_diameter = model.targets, model.diameter
     if resume is not None:
-        model, info = load_checkpoint(resume, trust_code=trust_code)
         rs = Path(resume).with_name(Path(resume).name + ".resume.pt")
-        start_state = _read_training_state(rs, model) if rs.exists() else None
         # What defines the model comes from the checkpoint, not from the command line.
         previous = info.get("provenance", {}).get("training", {})
         for key in ("encoder", "encoder_kwargs", "encoder_weights", "pretrained", "upsample",
@@ -310,30 +254,12 @@ def _set_up_model(config: TrainConfig, resume, init, trust_code: bool, log):
                     "colour_augment"):
             if key in previous:
                 setattr(config, key, previous[key])
-        config.targets = model.targets
-        config.canonical_diameter = model.diameter
-        return model, start_state
-    if init is not None:
-        model, info = load_checkpoint(init, trust_code=trust_code)
-        built = info["config"]
-        for key in ("encoder", "encoder_kwargs", "upsample"):
-            setattr(config, key, built[key])
-        config.targets = model.targets
-        config.canonical_diameter = model.diameter
-        config.encoder_weights, config.pretrained = None, False
-        config.init = "default" if str(init) == "default" else str(Path(init).resolve())
-        log(f"fine-tuning {info['path']} ({config.encoder}, {config.targets} targets)")
-        return model, None
-    model = build_model(
-        config.encoder,
-        in_channels=3,
-        targets=config.targets,
-        upsample=config.upsample,
-        encoder_kwargs=config.encoder_kwargs,
-        pretrained=config.pretrained,
-        encoder_weights=config.encoder_weights,
-    )
-    model.diameter = config.canonical_diameter
+        return model, _read_training_state(rs, model) if rs.exists() else None
+    for key in ("encoder", "encoder_kwargs", "upsample"):
+        setattr(config, key, info["config"][key])
+    config.encoder_weights, config.pretrained = None, False
+    config.init = "default" if str(init) == "default" else str(Path(init).resolve())
+    log(f"fine-tuning {info['path']} ({config.encoder}, {config.targets} targets)")
     return model, None
 
 
@@ -568,28 +494,4 @@ def _finish_averaging(run: _Run, log) -> dict | None:
     return scores
 
 
-def finalize_thresholds(
-    checkpoint: str | Path, val_pairs: list[tuple[Path, Path]], device: str = "auto",
-    trust_code: bool = False,
-) -> dict[str, Any]:
-    """Tune the default thresholds of a trained checkpoint on validation images; rewrite it."""
-    from .checkpoint import load_checkpoint, save_checkpoint
-
-    model, info = load_checkpoint(checkpoint, trust_code=trust_code)
-    val = [load_pair(ip, lp) for ip, lp in val_pairs]
-    maps, scales = predict_maps(model, [v[0] for v in val], device)
-    gts = [v[1] for v in val]
-    before = score_maps(maps, gts, model.targets, model.thresholds, scales)
-    thresholds, scores = tune_thresholds(maps, gts, model.targets, scales=scales)
-    prov = dict(info["provenance"])
-    if "validation" in prov and "validation_during_training" not in prov:
-        # The best epoch's score as training measured it (true diameters, its thresholds).
-        prov["validation_during_training"] = prov["validation"]
-    prov["validation_before_threshold_tuning"] = before
-    prov["validation"] = scores
-    prov["thresholds_tuned_on"] = f"{len(val)} validation images"
-    save_checkpoint(model, checkpoint, provenance=prov, thresholds=thresholds)
-    return {"thresholds": thresholds, "scores": scores, "before": before}
-
-
-__all__ = ["TrainConfig", "finalize_thresholds", "train", "tune_thresholds"]
+__all__ = ["TrainConfig", "loss_fn", "train"]

@@ -16,6 +16,19 @@ def compact_combo(combo, chars: int = 16):
     return combo
 
 
+def auto_number_box(maximum: float, suffix: str, tip: str):
+    """A number box whose 0 reads "auto" (Qt's special-value text), for optional values."""
+    from qtpy.QtWidgets import QDoubleSpinBox
+
+    box = QDoubleSpinBox()
+    box.setRange(0.0, maximum)
+    box.setDecimals(1)
+    box.setSuffix(suffix)
+    box.setSpecialValueText("auto")
+    box.setToolTip(tip)
+    return box
+
+
 def refresh_layer_combo(combo, viewer, layer_type, event=None) -> None:
     """Fill ``combo`` with the names of the viewer's layers of ``layer_type``.
 

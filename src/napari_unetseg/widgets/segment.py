@@ -15,7 +15,6 @@ from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -29,6 +28,7 @@ from superqt import QLabeledDoubleSlider, QLabeledSlider
 from napari_unetseg.core.modes import TARGET_MODES
 
 from .common import (
+    auto_number_box,
     compact_combo,
     first_line,
     preload_labels_display,
@@ -36,24 +36,21 @@ from .common import (
     start_worker,
 )
 from .model_panel import ModelPanel
-from .session import STATE_KEY, ImageView, SegmentationState, segment_planes
+from .session import (
+    STATE_KEY,
+    ImageView,
+    LatestWins,
+    SegmentationState,
+    count_objects,
+    describe_diameter,
+    linked_labels,
+    plane_at,
+    segment_planes,
+    update_plan,
+    write_plane,
+)
 
 SCOPES = ("Current plane", "Whole stack")
-#: Planes larger than this are re-thresholded in a worker thread, latest thresholds first,
-#: so that dragging a slider does not block the viewer (2048^2 took 0.2 s on the UI thread).
-LIVE_PIXELS = 2 * 2**20
-
-
-def describe_diameters(diameters: list, typed: float | None) -> str:
-    """' Nucleus diameter ...' for the status line ('' when the model has none)."""
-    found = [d for d in diameters if d]
-    if not found:
-        return "" if typed is None else " No nucleus diameter applies to this model."
-    how = "as typed" if typed is not None else "estimated"
-    if len(found) == 1:
-        return f" Nucleus diameter {found[0]:.1f} px ({how})."
-    return (f" Nucleus diameter {min(found):.1f}-{max(found):.1f} px over {len(found)} "
-            f"planes ({how}).")
 
 
 class _Relay(QObject):
@@ -63,9 +60,10 @@ class _Relay(QObject):
 
 
 DIAMETER_TIP = (
-    "Typical nucleus diameter in pixels. 'auto' estimates it for each image or plane; the "
-    "image is rescaled so that its nuclei have the size the model was trained at, and the "
-    "labels come back on the image's own pixels. Type a value when the estimate is off."
+    "Typical nucleus diameter in pixels. 'auto' estimates it for each image (a stack: on "
+    "its middle plane); the image is rescaled so that its nuclei have the size the model "
+    "was trained at, and the labels come back on the image's own pixels. Type a value when "
+    "the estimate is off."
 )
 
 
@@ -90,8 +88,7 @@ class SegmentWidget(QWidget):
         self._relay.tick.connect(self._on_tick)
         self._pbar = None
         self.labels_layer = None
-        self._shed_worker = None
-        self._pending = None
+        self._updates = LatestWins()
 
         self.model_panel = ModelPanel(self, autoload=autoload)
         self.model_panel.model_loaded.connect(self._on_model_loaded)
@@ -109,13 +106,7 @@ class SegmentWidget(QWidget):
         self.track_check = QCheckBox("Link ids over time")
         self.track_check.setToolTip("Each object keeps the id of the object it overlaps most "
                                     "in the previous frame")
-        self.diameter_box = QDoubleSpinBox()
-        self.diameter_box.setRange(0.0, 1000.0)
-        self.diameter_box.setDecimals(1)
-        self.diameter_box.setSuffix(" px")
-        # 0 shows as "auto": Qt's own way to offer a special value in a number box.
-        self.diameter_box.setSpecialValueText("auto")
-        self.diameter_box.setToolTip(DIAMETER_TIP)
+        self.diameter_box = auto_number_box(1000.0, " px", DIAMETER_TIP)
         self.maps_check = QCheckBox("Also show probability maps")
         self.run_button = QPushButton("Run")
         self.run_button.setToolTip("Segment the chosen image with the loaded model")
@@ -150,7 +141,7 @@ class SegmentWidget(QWidget):
         self.size_slider.setRange(0, 500)
         self.size_slider.setToolTip("Objects smaller than this many pixels are removed")
         self.reset_button = QPushButton("Reset to model defaults")
-        self.count_label = QLabel("No segmentation yet")
+        self.count_label = QLabel("Waiting for the model…")
         sform = QFormLayout(shed)
         sform.addRow("Mask threshold:", self.mask_slider)
         sform.addRow("Seed threshold:", self.seed_slider)
@@ -168,7 +159,6 @@ class SegmentWidget(QWidget):
         # never show one set of values and then jump to another.
         self.shed_group = shed
         shed.setEnabled(False)
-        self.count_label.setText("Waiting for the model…")
         for s in (self.mask_slider, self.seed_slider, self.size_slider):
             s.valueChanged.connect(self._on_threshold_moved)
             s.sliderReleased.connect(self._on_threshold_released)
@@ -262,46 +252,39 @@ class SegmentWidget(QWidget):
         return layer.metadata.get(STATE_KEY)
 
     def _current_plane(self, layer) -> int:
-        state = layer.metadata[STATE_KEY]
-        stack_shape = state.stack.stack_shape
-        if not stack_shape:
-            return 0
-        point = layer.world_to_data(self.viewer.dims.point)
-        idx = [int(np.clip(round(p), 0, n - 1)) for p, n in zip(point, stack_shape)]
-        return int(np.ravel_multi_index(idx, stack_shape))
+        return plane_at(layer.world_to_data(self.viewer.dims.point),
+                        layer.metadata[STATE_KEY].stack.stack_shape)
 
-    def _on_threshold_moved(self, _value=None) -> None:
+    def _on_threshold_moved(self, _value=None, released: bool = False) -> None:
         state = self._state()
         if state is None:
             return
-        dragging = any(s.isSliderDown() for s in (self.mask_slider, self.seed_slider,
-                                                  self.size_slider))
-        if int(np.prod(state.view_shape[-2:])) > LIVE_PIXELS:
-            self._update_in_background(state, plane_only=dragging)
-        elif dragging and state.stack.stack_shape:
-            self._update_plane(state)
+        dragging = not released and any(
+            s.isSliderDown() for s in (self.mask_slider, self.seed_slider, self.size_slider))
+        how = update_plan(state, dragging)
+        if how.startswith("background"):
+            self._update_in_background(state, plane_only=how == "background plane")
+        elif how == "plane":  # dragging on a stack: the plane on screen only
+            i = self._current_plane(self.labels_layer)
+            if i in state.stack.sheds:
+                self._write_plane(state, i, state.stack.plane_labels(i, self.thresholds()))
         else:
             self._update_all(state)
 
     def _on_threshold_released(self) -> None:
-        state = self._state()
-        if state is None:
-            return
-        if int(np.prod(state.view_shape[-2:])) > LIVE_PIXELS:
-            self._update_in_background(state, plane_only=False)
-        else:
-            self._update_all(state)
+        self._on_threshold_moved(released=True)
 
     def _update_in_background(self, state: SegmentationState, plane_only: bool) -> None:
         """Re-threshold in a worker; while one runs, only the latest request is kept."""
-        self._pending = (state, plane_only and bool(state.stack.stack_shape),
-                         self.thresholds())
-        if self._shed_worker is not None:
-            return
-        state, plane_only, t = self._pending
-        self._pending = None
+        request = self._updates.submit((state, plane_only and bool(state.stack.stack_shape)))
+        if request is not None:
+            self._start_update(*request)
+
+    def _start_update(self, state: SegmentationState, plane_only: bool) -> None:
+        t = self.thresholds()
         i = self._current_plane(self.labels_layer) if plane_only else None
         if plane_only and i not in state.stack.sheds:
+            self._on_shed_finished()
             return
 
         def work():
@@ -310,9 +293,8 @@ class SegmentWidget(QWidget):
             return state.stack.stack_labels(t, state.view_shape)
 
         self.count_label.setText("Updating…")
-        self._shed_worker = start_worker(
-            self, work, returned=lambda lab: self._apply_background(state, t, i, lab),
-            finished=self._on_shed_finished)
+        start_worker(self, work, returned=lambda lab: self._apply_background(state, t, i, lab),
+                     finished=self._on_shed_finished)
 
     def _apply_background(self, state, t, plane, labels) -> None:
         if self.labels_layer is None or self.labels_layer.metadata.get(STATE_KEY) is not state:
@@ -324,36 +306,19 @@ class SegmentWidget(QWidget):
             self._write_plane(state, plane, labels)
 
     def _on_shed_finished(self) -> None:
-        self._shed_worker = None
-        if self._pending is not None:
-            state, plane_only, _ = self._pending
-            self._update_in_background(state, plane_only)
+        request = self._updates.finished()
+        if request is not None:
+            self._start_update(*request)
 
     @property
     def updating(self) -> bool:
         """A background re-threshold is running or queued."""
-        return self._shed_worker is not None or self._pending is not None
-
-    def _update_plane(self, state: SegmentationState) -> None:
-        """While dragging on a stack: recompute the plane on screen only."""
-        i = self._current_plane(self.labels_layer)
-        if i in state.stack.sheds:
-            self._write_plane(state, i, state.stack.plane_labels(i, self.thresholds()))
+        return self._updates.busy
 
     def _write_plane(self, state: SegmentationState, i: int, lab: np.ndarray) -> None:
-        from napari_unetseg.core.editing import merge_with_locked
-
         layer = self.labels_layer
-        flat = layer.data.reshape(-1, *layer.data.shape[-2:])
-        # Ids above everything in the stack stay unique until the release renumbers all.
-        offset = int(flat.max())
-        if offset + int(lab.max()) > np.iinfo(flat.dtype).max:
+        if not write_plane(layer.data, i, lab, state.edited):
             return  # ids would overflow the layer's dtype; the release recomputes everything
-        new = np.where(lab > 0, lab.astype(flat.dtype) + offset, 0)
-        if state.edited is not None:
-            edited = state.edited.reshape(flat.shape)[i]
-            new = merge_with_locked(new, flat[i], edited).astype(flat.dtype)
-        flat[i] = new
         layer.refresh()
         self.count_label.setText(f"{int(lab.max())} objects in this plane (updating…)")
 
@@ -371,7 +336,8 @@ class SegmentWidget(QWidget):
 
         layer = self.labels_layer
         state = layer.metadata[STATE_KEY]
-        labels = self._linked(labels, len(state.view_shape) - 2)
+        labels = linked_labels(labels, len(state.view_shape) - 2,
+                               self.stitch_check.isChecked(), self.track_check.isChecked())
         if state.edited is not None and state.edited.any():
             labels = merge_with_locked(labels, np.asarray(layer.data), state.edited)
             if not state.told_about_edits:
@@ -379,23 +345,9 @@ class SegmentWidget(QWidget):
                 show_info("Objects you edited by hand are kept; only the rest is recomputed")
         if layer.data is not labels:
             layer.data = labels
-        # Ids may have gaps after edits; counting them with bincount is ~20x faster than
-        # np.unique on large images (this runs on the UI thread at every slider step).
-        n = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
+        n = count_objects(labels)
         where = "" if not state.stack.stack_shape else f" in {len(state.stack.sheds)} plane(s)"
         self.count_label.setText(f"{n} objects{where}")
-
-    def _linked(self, labels: np.ndarray, n_lead: int) -> np.ndarray:
-        """Stack labels with ids linked through Z and/or time, as the checkboxes say."""
-        from napari_unetseg.core.stacks import link_stack
-
-        stitch = self.stitch_check.isChecked() and n_lead >= 1
-        track = self.track_check.isChecked() and n_lead >= 1
-        if not (stitch or track):
-            return labels
-        # One extra axis is Z when stitching, time when only tracking.
-        axes = {1: "TYX" if track and not stitch else "ZYX", 2: "TZYX"}[n_lead]
-        return link_stack(labels, axes, stitch=stitch, track=track)
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
@@ -420,9 +372,7 @@ class SegmentWidget(QWidget):
             show_error(str(exc))
             return
         if self.scope_combo.currentText() == SCOPES[0] and view.stack_shape:
-            point = layer.world_to_data(self.viewer.dims.point)
-            idx = [int(np.clip(round(p), 0, n - 1)) for p, n in zip(point, view.stack_shape)]
-            planes = [int(np.ravel_multi_index(idx, view.stack_shape))]
+            planes = [plane_at(layer.world_to_data(self.viewer.dims.point), view.stack_shape)]
         else:
             planes = list(range(view.n_planes))
         self._cancel.clear()
@@ -471,7 +421,7 @@ class SegmentWidget(QWidget):
             # than add labels for an image that is gone.
             self.status_label.setText("The image was closed before its result arrived.")
             return
-        stack, labels, diameters = result
+        stack, labels, diameter = result
         name = f"{image_layer.name} labels"
         state = SegmentationState(
             image_name=image_layer.name,
@@ -488,15 +438,7 @@ class SegmentWidget(QWidget):
         }
         existing = self.viewer.layers[name] if name in self.viewer.layers else None
         if existing is not None and existing.data.shape == labels.shape:
-            old = existing.metadata.get(STATE_KEY)
-            if old is not None:
-                state.edited, state.told_about_edits = old.edited, old.told_about_edits
-            if old is not None and old.stack.stack_shape and len(stack.sheds) < view.n_planes:
-                # Segmenting one plane of a stack keeps the other planes already done.
-                for i, m in old.stack.maps.items():
-                    if i not in stack.sheds:
-                        stack.add_plane(i, m, old.stack.scales.get(i, 1.0))
-                labels = stack.stack_labels(state.thresholds, view.label_shape)
+            labels = state.carry_over(existing.metadata.get(STATE_KEY), labels)
             existing.metadata.update(metadata)
             self.labels_layer = existing
             self._show_labels(labels)
@@ -510,12 +452,9 @@ class SegmentWidget(QWidget):
         if self.maps_check.isChecked():
             self._show_maps(image_layer, view, stack, predictor.targets)
         seconds = time.perf_counter() - self._started
-        said = describe_diameters(diameters, self.diameter())
+        said = describe_diameter(diameter, self.diameter())
         self.status_label.setText(f"Done in {seconds:.1f} s on {predictor.device}." + said)
-        found = [d for d in diameters if d]
-        self.diameter_label.setText(
-            "" if not found else f"used {np.median(found):.1f} px"
-            + (" (median)" if len(found) > 1 else ""))
+        self.diameter_label.setText(f"used {diameter:.1f} px" if diameter else "")
 
     def _on_paint(self, event) -> None:
         layer = event.source
@@ -524,12 +463,8 @@ class SegmentWidget(QWidget):
             state.mark_edited(event.value, layer.data.shape)
 
     def _show_maps(self, image_layer, view, stack, targets: str) -> None:
-        names = TARGET_MODES[targets].map_names
-        for c, cname in enumerate(names):
-            arr = np.zeros((view.n_planes, *view.plane_shape), np.float32)
-            for i, m in stack.maps.items():
-                arr[i] = m[c]
-            arr = arr.reshape(view.label_shape)
+        for c, cname in enumerate(TARGET_MODES[targets].map_names):
+            arr = stack.channel(c, view.label_shape)
             lname = f"{image_layer.name} {cname}"
             if lname in self.viewer.layers:
                 self.viewer.layers[lname].data = arr

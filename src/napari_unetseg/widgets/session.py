@@ -11,6 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 STATE_KEY = "unetseg_state"
+#: Planes larger than this are re-thresholded in a worker thread, latest thresholds first,
+#: so that dragging a slider does not block the viewer (bench_ui_stall.py measures it).
+LIVE_PIXELS = 2 * 2**20
 
 
 @dataclass
@@ -65,6 +68,21 @@ class SegmentationState:
     edited: np.ndarray | None = None
     told_about_edits: bool = False
 
+    def carry_over(self, old: SegmentationState | None, labels: np.ndarray) -> np.ndarray:
+        """Take what a previous segmentation of the same layer had: the user's edits and,
+        when only some planes of a stack were segmented now, the other planes' maps.
+        Returns the labels to show."""
+        if old is None:
+            return labels
+        self.edited, self.told_about_edits = old.edited, old.told_about_edits
+        n_planes = int(np.prod(self.view_shape[:-2]))
+        if not self.stack.stack_shape or len(self.stack.sheds) >= n_planes:
+            return labels
+        for i, m in old.stack.maps.items():
+            if i not in self.stack.sheds:
+                self.stack.add_plane(i, m, old.stack.scales.get(i, 1.0))
+        return self.stack.stack_labels(self.thresholds, self.view_shape)
+
     def mark_edited(self, atoms, shape) -> None:
         """Record the pixels of napari history atoms (masked paint atoms or index tuples)."""
         if self.edited is None or self.edited.shape != tuple(shape):
@@ -85,7 +103,7 @@ def segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick,
     """Worker: maps and labels for the chosen planes (no Qt, no napari).
 
     Returns the :class:`StackSegmentation`, the labels, and the nucleus diameter used for
-    each plane (None where none applies; see :meth:`Predictor.plane_scale`).
+    every plane (None where none applies; see :meth:`Predictor.plane_scale`).
     """
     from napari_unetseg.core.postprocess import StackSegmentation
     from napari_unetseg.core.resample import scaled_shape
@@ -94,7 +112,6 @@ def segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick,
     # One magnification per image: the diameter of the middle chosen plane serves them all.
     scale, d = predictor.plane_scale(view.plane(planes[len(planes) // 2]), diameter,
                                      thresholds=thresholds, cancel=cancel)
-    diameters = [d] * len(planes)
     for k, i in enumerate(planes):
         plane = view.plane(i)
         per_plane = predictor.tile_count(scaled_shape(view.plane_shape, scale))
@@ -106,4 +123,105 @@ def segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick,
         )
         stack.add_plane(i, maps, scale)
     labels = stack.stack_labels(thresholds, view.label_shape)
-    return stack, labels, diameters
+    return stack, labels, d
+
+
+def plane_at(point, stack_shape: tuple[int, ...]) -> int:
+    """Flat index of the plane under a data-space ``point`` (0 for a 2D image)."""
+    if not stack_shape:
+        return 0
+    idx = [int(np.clip(round(p), 0, n - 1)) for p, n in zip(point, stack_shape)]
+    return int(np.ravel_multi_index(idx, stack_shape))
+
+
+def write_plane(data: np.ndarray, i: int, labels: np.ndarray, edited) -> bool:
+    """Put one plane's labels into a stack's labels in place, ids above all others.
+
+    The ids stay unique in the stack until a full update renumbers it; pixels the user
+    edited (``edited``, the stack's mask, or None) keep their labels. Returns False, writing
+    nothing, when the ids would not fit the stack's dtype.
+    """
+    from napari_unetseg.core.editing import merge_with_locked
+
+    flat = data.reshape(-1, *data.shape[-2:])
+    offset = int(flat.max())
+    if offset + int(labels.max()) > np.iinfo(flat.dtype).max:
+        return False
+    new = np.where(labels > 0, labels.astype(flat.dtype) + offset, 0)
+    if edited is not None:
+        new = merge_with_locked(new, flat[i], edited.reshape(flat.shape)[i]).astype(flat.dtype)
+    flat[i] = new
+    return True
+
+
+def linked_labels(labels: np.ndarray, n_lead: int, stitch: bool, track: bool) -> np.ndarray:
+    """Stack labels with ids linked through Z (``stitch``) and/or over time (``track``).
+
+    With one extra axis, it is Z when stitching and time when only tracking.
+    """
+    from napari_unetseg.core.stacks import link_stack
+
+    stitch, track = stitch and n_lead >= 1, track and n_lead >= 1
+    if not (stitch or track):
+        return labels
+    axes = {1: "TYX" if track and not stitch else "ZYX", 2: "TZYX"}[n_lead]
+    return link_stack(labels, axes, stitch=stitch, track=track)
+
+
+def count_objects(labels: np.ndarray) -> int:
+    """Distinct non-zero ids (ids may have gaps after edits).
+
+    Counting with bincount rather than np.unique: this runs on the UI thread at every
+    slider step.
+    """
+    return int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
+
+
+def describe_diameter(diameter: float | None, typed: float | None) -> str:
+    """' Nucleus diameter ...' for the status line ('' when the model has none)."""
+    if not diameter:
+        return "" if typed is None else " No nucleus diameter applies to this model."
+    return f" Nucleus diameter {diameter:.1f} px ({'as typed' if typed else 'estimated'})."
+
+
+class LatestWins:
+    """At most one job at a time; while it runs, only the newest request waits.
+
+    The rule for re-thresholding while a slider moves: intermediate values that arrive
+    during a computation are skipped, the last one is always computed.
+    """
+
+    def __init__(self):
+        self.running = False
+        self.pending = None
+
+    @property
+    def busy(self) -> bool:
+        return self.running or self.pending is not None
+
+    def submit(self, request):
+        """The request to start now, or None when it has to wait (replacing any waiting)."""
+        if self.running:
+            self.pending = request
+            return None
+        self.running = True
+        return request
+
+    def finished(self):
+        """The current job ended: the waiting request to start next, or None."""
+        request, self.pending = self.pending, None
+        self.running = request is not None
+        return request
+
+
+def update_plan(state: SegmentationState, dragging: bool) -> str:
+    """How to redo the labels after a threshold change.
+
+    ``"background plane"`` / ``"background"``: large planes, in a worker (the plane on
+    screen only while a slider is dragged on a stack); ``"plane"``: the plane on screen,
+    while dragging on a stack; ``"all"``: everything, on the UI thread.
+    """
+    stack = bool(state.stack.stack_shape)
+    if int(np.prod(state.view_shape[-2:])) > LIVE_PIXELS:
+        return "background plane" if dragging and stack else "background"
+    return "plane" if dragging and stack else "all"

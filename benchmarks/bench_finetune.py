@@ -27,6 +27,7 @@ def main(argv=None):
     from napari_unetseg.core.data import find_pairs, image_style, load_pair, read_id_list
     from napari_unetseg.core.finetune import FINETUNE_DEFAULTS, TrainingPair, fine_tune
     from napari_unetseg.core.metrics import image_scores, summarize
+    from napari_unetseg.core.normalize import DEFAULT_NORMALIZATION
     from napari_unetseg.core.pipeline import segment_image
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,9 +43,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     pairs = find_pairs(DATA / "images", DATA / "labels", read_id_list(DATA / "val.txt"))
     loaded = [(ip.stem, *load_pair(ip, lp)) for ip, lp in pairs]
-    tissue = sorted((x for x in loaded if image_style(x[1], {"kind": "percentile", "low": 1,
-                     "high": 99.8, "channels": 3, "invert_bright_background": True})
-                     == "color"), key=lambda x: x[0])
+    tissue = sorted((x for x in loaded if image_style(x[1], DEFAULT_NORMALIZATION) == "color"),
+                    key=lambda x: x[0])
     if args.stain_shift:
         from napari_unetseg.core.augment import stain_shift
 

@@ -41,7 +41,7 @@ def _cmd_train(args) -> int:
         raise UserError(f"--out {out} exists; choose a new file name"
                         + (" or add --overwrite" if out.suffix.lower() in (".pt", ".pth")
                            else ""))
-    parse_diameter(args.diameter)
+    diameter = parse_diameter(args.diameter)
     if args.val_list and not Path(args.val_list).is_file():
         raise UserError(f"--val-list {args.val_list}: file not found")
     val_ids = read_id_list(args.val_list) if args.val_list else []
@@ -73,7 +73,7 @@ def _cmd_train(args) -> int:
         seed=args.seed,
         compile=args.compile,
         average_last=args.average_last,
-        diameter=parse_diameter(args.diameter),
+        diameter=diameter,
         canonical_diameter=None if args.canonical_diameter == 0 else args.canonical_diameter,
         colour_augment=not args.no_colour_augment,
         workers=args.workers,

@@ -245,8 +245,8 @@ def _build_without_init(build: dict):
     """The model of a checkpoint with uninitialized weights (they are loaded right after).
 
     Built on PyTorch's meta device and then given empty memory: random initialization of
-    every layer took 1.3 s for the bundled model, holding Python's lock in a way that froze
-    the viewer while a panel loaded a model in a worker thread; this takes 0.03 s. Encoders
+    every layer is wasted work here, and it froze the viewer while a panel loaded a model in
+    a worker thread (README gives the times). Encoders
     that cannot be built on the meta device (a custom module probed by a forward pass may
     not) are built the ordinary way.
     """

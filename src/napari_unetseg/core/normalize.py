@@ -99,8 +99,8 @@ def apply_scaling(
     if scaling.invert:
         np.subtract(1.0, x, out=x)
     if p.dtype.kind == "f":
-        # Pixels without a value (NaN, +-inf) are background: 0 after any inversion. (Only
-        # float images have them; on large integer images this pass costs ~0.2 s.)
+        # Pixels without a value (NaN, +-inf) are background: 0 after any inversion. Only
+        # float images have them, and the pass is slow on large planes.
         np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     x = np.moveaxis(x, -1, 0)
     c = x.shape[0]

@@ -74,7 +74,7 @@ def _watershed_many(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> l
     """Watershed of many small crops ``(elevation, markers, mask)`` in one scikit-image call.
 
     The crops are laid side by side on one canvas, one background pixel apart (the mask keeps
-    them apart: floods never cross it), so the call's fixed cost (~0.4 ms: padding, neighbour
+    them apart: floods never cross it), so the call's fixed cost (padding, neighbour
     offsets) is paid once instead of once per crop. Written here because scikit-image has no
     batched watershed.
     """
@@ -157,7 +157,7 @@ class SeededWatershed:
             self._ws_cache, self._ws_key = {}, None
         return self._fg[1:]
 
-    def _unchanged_components(self, key, fg, fg_lab, seed_map) -> None:
+    def _forget_changed_components(self, key, fg, fg_lab, seed_map) -> None:
         """Drop the cached watersheds of components whose seeds differ at threshold key[1].
 
         A component's seeds change exactly when one of its pixels has a seed value between
@@ -213,7 +213,7 @@ class SeededWatershed:
         # The seed ids of each component, ascending (stable sort of seeds by component).
         by_comp = np.argsort(comp_of_seed[1:], kind="stable") + 1
         starts = np.concatenate([[0], np.cumsum(seeds_per_comp)])
-        self._unchanged_components(key, fg, fg_lab, seed_map)
+        self._forget_changed_components(key, fg, fg_lab, seed_map)
         multi = np.flatnonzero(seeds_per_comp[1:] > 1) + 1
         regions = {c: fg_lab[boxes[c - 1]] == c for c in multi.tolist()}
         # Dragging the seed slider changes the seeds of some components only; the others

@@ -54,10 +54,7 @@ def _relink(planes: np.ndarray, min_iou: float, by: str) -> np.ndarray:
     for k in range(planes.shape[0]):
         cur = planes[k]
         ids = np.unique(cur[cur > 0])
-        new = {}
-        if k > 0:
-            for c, p in match_objects(out[k - 1], cur, min_iou=min_iou, by=by).items():
-                new[c] = p
+        new = match_objects(out[k - 1], cur, min_iou=min_iou, by=by) if k > 0 else {}
         for c in ids.tolist():
             if c not in new:
                 new[c] = next_id
@@ -66,8 +63,6 @@ def _relink(planes: np.ndarray, min_iou: float, by: str) -> np.ndarray:
         for c, v in new.items():
             lut[c] = v
         out[k] = lut[cur]
-        if new:
-            next_id = max(next_id, max(new.values()) + 1)
     return out.astype(label_dtype(int(out.max()) if out.size else 0))
 
 

@@ -120,9 +120,8 @@ def start_worker(owner, func, *args, returned=None, errored=None, finished=None,
 
     from napari.qt.threading import create_worker
 
-    if not _RUNNING:
-        atexit.unregister(_wait_for_workers)
-        atexit.register(_wait_for_workers)
+    atexit.unregister(_wait_for_workers)  # registered once, however many workers start
+    atexit.register(_wait_for_workers)
     worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True)
     for name, callback in (("returned", returned), ("errored", errored),
                            ("yielded", yielded), ("finished", finished)):

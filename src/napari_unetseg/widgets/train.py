@@ -106,6 +106,7 @@ class TrainWidget(QWidget):
         self._relay.step.connect(self._on_step)
         self._pbar = None
         self.result: dict | None = None
+        self._auto_output: str | None = None  # the default file name last filled in
 
         self.source = ComboBox(label="Train on", choices=[FROM_BROWSER, FROM_LAYERS],
                                tooltip="Which corrected labels to learn from")
@@ -119,7 +120,8 @@ class TrainWidget(QWidget):
         self.epochs = SpinBox(label="Epochs (0: no limit)", value=0, min=0, max=10_000,
                               tooltip="Stop after this many epochs (of 64 crops) if sooner")
         self.lr = ComboBox(label="Learning rate", choices=LEARNING_RATES,
-                           value=f"{FINETUNE_DEFAULTS['lr']:.0e}".replace("e-04", "e-4"),
+                           value=next(r for r in LEARNING_RATES
+                                      if float(r) == FINETUNE_DEFAULTS["lr"]),
                            tooltip="Peak learning rate; lower changes the model less")
         self.hold_out = CheckBox(
             text="Hold out one image to measure before/after", value=True,
@@ -222,7 +224,7 @@ class TrainWidget(QWidget):
         self._show_base()
         # Follow the data source until the user types a file name of their own.
         current = str(self.output.value or "")
-        if current in (".", "", getattr(self, "_auto_output", None)):
+        if current in (".", "", self._auto_output):
             self._auto_output = str(self._default_output())
             self.output.value = self._auto_output
 

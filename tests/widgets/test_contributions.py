@@ -16,6 +16,21 @@ def test_manifest_validates():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_the_installed_package_holds_real_copies_of_the_manifest_and_samples():
+    """The build copies them (setup.py): no symlinks, and no stale copy after an edit."""
+    from importlib.resources import files
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    package = files("napari_unetseg")
+    for name in ("napari.yaml", "sample_data/fluorescence_nuclei.png",
+                 "sample_data/labels/tissue_stained.tif"):
+        shipped = Path(str(package / name))
+        assert shipped.is_file() and not shipped.is_symlink(), name
+        assert shipped.read_bytes() == (root / name).read_bytes(), (
+            f"{name} in the package differs from the repository's: reinstall (pip install -e .)")
+
+
 def test_samples_open_from_the_menu(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-unetseg", "fluorescence_nuclei_labels")

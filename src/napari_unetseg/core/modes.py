@@ -39,6 +39,9 @@ class TargetMode:
         The channel that is 1 where nothing is (softmax modes), else None.
     trainable : bool
         Offered by ``unetseg train``.
+    split_in_place : callable or None
+        Like ``split``, but free to reuse the float32 maps' memory for the seed map (saves
+        4 bytes per pixel on large planes when the caller no longer needs the maps).
     """
 
     name: str
@@ -51,6 +54,7 @@ class TargetMode:
     dice_channels: int = 0
     background_channel: int | None = None
     trainable: bool = True
+    split_in_place: Split | None = None
 
     def empty_maps(self, out: np.ndarray) -> np.ndarray:
         """Fill (C, Y, X) maps with "nothing here" (what a blank plane gives)."""
@@ -67,6 +71,7 @@ TARGET_MODES: dict[str, TargetMode] = {
             "mask_border", 2, "sigmoid", ("mask probability", "border probability"),
             "Seeds (one per nucleus): mask - border above this",
             lambda m: (m[0], m[0] - m[1]), dice_channels=2,
+            split_in_place=lambda m: (m[0], np.subtract(m[0], m[1], out=m[1])),
         ),
         TargetMode(
             "three_class", 3, "softmax",

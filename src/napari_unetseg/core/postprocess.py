@@ -133,14 +133,12 @@ class SeededWatershed:
     """
 
     def __init__(self, maps: np.ndarray, targets: str, overwrite_maps: bool = False):
-        if overwrite_maps and targets == "mask_border" and maps.dtype == np.float32:
-            # The caller does not need the maps afterwards: reuse the border channel's
-            # memory for the seed map (saves 4 bytes per pixel on large planes).
-            np.subtract(maps[0], maps[1], out=maps[1])
-            self.mask, self.seed_map = maps[0], maps[1]
+        mode = target_mode(targets)
+        if overwrite_maps and mode.split_in_place is not None and maps.dtype == np.float32:
+            self.mask, self.seed_map = mode.split_in_place(maps)
         else:
             self.mask, self.seed_map = split_maps(maps, targets)
-        self._relative = target_mode(targets).relative_seeds
+        self._relative = mode.relative_seeds
         self._fg = None
         self._seeds_for_fg = None
         self._objects = None

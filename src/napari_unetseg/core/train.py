@@ -191,7 +191,26 @@ def train(
     model, start_state = _set_up_model(config, resume, init, trust_code, log)
     run = _prepare_run(config, model, train_pairs, val_pairs, Path(out), device, start_state,
                        log)
-    interrupted = False
+    interrupted = _run_epochs(run, show_progress, on_step, on_epoch, cancel, log)
+    averaged_scores = None if interrupted else _finish_averaging(run, log)
+    return {
+        "epochs": run.epoch,
+        "steps": run.step,
+        "seconds": round(time.perf_counter() - run.t0),
+        "best": run.best,
+        "interrupted": interrupted,
+        "checkpoint": str(run.out),
+        "history": run.history,
+        **({"averaged": averaged_scores} if averaged_scores is not None else {}),
+    }
+
+
+def _run_epochs(run, show_progress: bool, on_step, on_epoch, cancel, log) -> bool:
+    """Train and validate epoch after epoch until the budget is spent.
+
+    Returns True when interrupted (Ctrl+C or ``cancel``); the training state and a best
+    checkpoint are saved either way.
+    """
     try:
         while run.progress() < 1.0:
             line = _train_epoch(run, show_progress, on_step, cancel)
@@ -207,22 +226,12 @@ def train(
             log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                          for k, v in line.items()))
     except (KeyboardInterrupt, _Cancelled):
-        interrupted = True
         log("interrupted: saving the training state")
         run.save_state()
         if not run.out.exists():
             run.save_best({})
-    averaged_scores = None if interrupted else _finish_averaging(run, log)
-    return {
-        "epochs": run.epoch,
-        "steps": run.step,
-        "seconds": round(time.perf_counter() - run.t0),
-        "best": run.best,
-        "interrupted": interrupted,
-        "checkpoint": str(run.out),
-        "history": run.history,
-        **({"averaged": averaged_scores} if averaged_scores is not None else {}),
-    }
+        return True
+    return False
 
 
 def _set_up_model(config: TrainConfig, resume, init, trust_code: bool, log):

@@ -9,6 +9,7 @@ from napari_unetseg.core.editing import (
     relabel_sequential,
     remove_small_objects,
     split_label,
+    split_object,
 )
 from tests.conftest import two_touching_discs
 
@@ -67,6 +68,25 @@ def test_split_touching_discs_by_distance_and_by_maps():
         split_label(labels, 1, seed_map=seed_map)
     with pytest.raises(ValueError, match="no object 7"):
         split_label(labels, 7)
+
+
+def test_split_object_in_a_stack_splits_a_3d_object_as_a_volume():
+    discs = two_touching_discs()
+    merged = (discs > 0).astype(np.uint16)
+    volume = np.zeros((5, *merged.shape), np.uint16)
+    volume[1:4] = merged * 3  # one object through planes 1-3
+    volume[0][discs == 1] = 9  # another object elsewhere in the stack
+    out = split_object(volume, 3, through_z=True)
+    new_ids = set(np.unique(out[1:4])) - {0}
+    assert new_ids == {3, 10}  # the new id is unique in the stack, above 9
+    # Each plane is cut the same way: the new part is one body through Z.
+    assert all(np.array_equal(out[1] == 10, out[z] == 10) for z in (2, 3))
+    assert np.array_equal(out[0], volume[0]) and not out[4].any()
+    # Per plane (2D ids in a stack): only the object's first plane is split.
+    flat = split_object(volume, 3)
+    assert set(np.unique(flat[1])) == {0, 3, 10} and set(np.unique(flat[2])) == {0, 3}
+    with pytest.raises(ValueError, match="no object 4"):
+        split_object(volume, 4, through_z=True)
 
 
 def test_recomputing_keeps_edited_objects():

@@ -121,6 +121,50 @@ def split_label(
     return out
 
 
+def split_object(labels: np.ndarray, label_id: int, seed_map_of=None, *,
+                 through_z: bool = False) -> np.ndarray:
+    """Split one object of a 2D image or a stack in two; the new part's id is unique.
+
+    Parameters
+    ----------
+    labels : ndarray
+        ``YX``, ``ZYX``/``TYX`` or ``TZYX`` labels.
+    label_id : int
+        The object to split.
+    seed_map_of : callable, optional
+        ``seed_map_of(plane_index)`` gives the cached seed map of a plane (flat index over
+        the leading axes), or None; without maps the object's shape decides.
+    through_z : bool
+        Ids are 3D objects through Z (the last leading axis): the object is split as a
+        volume, in its own time frame. Otherwise it is split in the plane where it starts.
+    """
+    where = np.argwhere(labels == label_id) if label_id > 0 else np.empty((0, labels.ndim))
+    if where.size == 0:
+        raise ValueError(f"there is no object {label_id} to split")
+    if labels.ndim == 2:
+        return split_label(labels, label_id, seed_map_of(0) if seed_map_of else None)
+    lead_shape = labels.shape[:-2]
+    if through_z:
+        frame = tuple(where[0][:-3])  # () for ZYX, (t,) for TZYX
+        part = labels[frame]
+        planes = [int(np.ravel_multi_index((*frame, z), lead_shape))
+                  for z in range(part.shape[0])]
+    else:
+        frame = tuple(where[0][:-2])
+        part = labels[frame]
+        planes = [int(np.ravel_multi_index(frame, lead_shape))]
+    seeds = [seed_map_of(i) for i in planes] if seed_map_of else [None]
+    seed = None if any(m is None for m in seeds) else np.stack(seeds).reshape(part.shape)
+    split = split_label(part, label_id, seed)
+    out = labels.astype(split.dtype) if split.dtype != labels.dtype else labels.copy()
+    # The new part's id must be unique in the whole stack, not just in this part.
+    new_id = int(labels.max()) + 1
+    if new_id > np.iinfo(out.dtype).max:
+        out, split = out.astype(np.uint32), split.astype(np.uint32)
+    out[frame] = np.where((split != part) & (split > 0), new_id, split)
+    return out
+
+
 def edited_objects_mask(current: np.ndarray, edited: np.ndarray) -> np.ndarray:
     """Pixels the user's edits own: every object they touched, and what they erased."""
     touched = np.unique(current[edited])

@@ -8,7 +8,7 @@ how well the diameter was estimated (estimated / true median diameter, from the 
 Prints JSON.
 
     python benchmarks/bench_robustness.py [--model default] [--diameter auto|true]
-        [--conditions x1,x2,x0.5,stain] [--precision auto|fp32|int8]
+        [--conditions x1,x2,x0.5,stain] [--precision auto|fp32|int8] [--tta]
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ def main(argv=None):
                     help="estimate each image's diameter, or give the true one (an upper bound)")
     ap.add_argument("--conditions", default="x1,x2,x0.5,stain")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"])
+    ap.add_argument("--tta", action="store_true",
+                    help="average the maps over flips (4x slower), as `unetseg predict --tta`")
     ap.add_argument("--limit", type=int, help="only the first N val images (quick look)")
     args = ap.parse_args(argv)
     pairs = find_pairs(DATA / "images", DATA / "labels", read_id_list(DATA / "val.txt"))
@@ -81,7 +83,7 @@ def main(argv=None):
             true_d = median_diameter(lab)
             info: dict = {}
             diameter = true_d if args.diameter == "true" else "auto"
-            out = segment_image(pred, img, diameter=diameter, info=info)
+            out = segment_image(pred, img, diameter=diameter, info=info, tta=args.tta)
             sc = image_scores(lab, out)
             per.append(sc)
             per_style.setdefault(style, []).append(sc)
@@ -99,7 +101,7 @@ def main(argv=None):
             seconds=round(time.perf_counter() - t0),
         )
     print(json.dumps({"model": args.model, "canonical_diameter": pred.diameter,
-                      "diameter": args.diameter, "backend": pred.backend,
+                      "diameter": args.diameter, "tta": args.tta, "backend": pred.backend,
                       "thresholds": pred.thresholds, "conditions": results}, indent=2))
 
 

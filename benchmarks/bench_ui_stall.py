@@ -78,14 +78,14 @@ def main():
     # Drag the seed slider: 20 steps, 20 ms apart, as a hand would; then release.
     phase[0] = "dragging"
     last[0] = time.perf_counter()
-    widget.seed_slider.setSliderDown(True)
+    widget.watershed.seed_slider.setSliderDown(True)
     for k in range(20):
-        widget.seed_slider.setValue(0.35 + 0.01 * k)
+        widget.watershed.seed_slider.setValue(0.35 + 0.01 * k)
         t = time.perf_counter()
         while time.perf_counter() - t < 0.02:
             app.processEvents()
-    widget.seed_slider.setSliderDown(False)
-    widget.seed_slider.sliderReleased.emit()
+    widget.watershed.seed_slider.setSliderDown(False)
+    widget.watershed.seed_slider.sliderReleased.emit()
     t = time.perf_counter()
     wait_for(app, lambda: not widget.updating)
     settle_s = time.perf_counter() - t
@@ -131,7 +131,7 @@ def main():
         "ui_gaps_over_100ms": {k: sum(g > 0.1 for g in v) for k, v in by_phase.items()},
         "napari_add_labels_layer_ms": round(add_ms, 1),
         "labels_settled_s_after_release": round(settle_s, 2),
-        "objects": widget.count_label.text(),
+        "objects": widget.watershed.count_label.text(),
     }, indent=2))
     viewer.close()
 

@@ -37,7 +37,7 @@ def main(out: str, model: str = "default") -> None:
     seg.model_panel.load(model)
 
     wait_for(app, lambda: seg.model_panel.predictor is not None)
-    seg.maps_check.setChecked(False)
+    seg.form.show_maps.value = False
     seg.run()
     wait_for(app, lambda: not seg.busy)
     viewer.reset_view()

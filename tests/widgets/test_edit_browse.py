@@ -26,7 +26,7 @@ def gt_layer(make_napari_viewer):
 def test_each_helper_is_one_undoable_step(gt_layer):
     viewer, layer, original = gt_layer
     widget = EditWidget(viewer)
-    widget.layer_combo.setCurrentText("nuclei")
+    widget.layer_picker.value = viewer.layers["nuclei"]
     for i in (5, 9):
         widget.toggle(i)
     widget.merge_button.click()
@@ -67,7 +67,7 @@ def test_each_helper_is_one_undoable_step(gt_layer):
 def test_picking_by_click_selects_objects(gt_layer):
     viewer, layer, original = gt_layer
     widget = EditWidget(viewer)
-    widget.layer_combo.setCurrentText("nuclei")
+    widget.layer_picker.value = viewer.layers["nuclei"]
     widget.pick_button.setChecked(True)
     y, x = np.argwhere(original == 7)[0]
 
@@ -87,9 +87,9 @@ def test_edits_survive_slider_moves(make_napari_viewer, qtbot, tiny_model_path):
     qtbot.waitUntil(lambda: seg.model_panel.predictor is not None, timeout=60_000)
     (img, meta, _), = sample_layers("tissue_stained")
     viewer.add_image(img, **meta)
-    seg.mask_slider.setValue(0.3)
-    seg.seed_slider.setValue(0.3)
-    seg.size_slider.setValue(0)
+    seg.watershed.mask_slider.setValue(0.3)
+    seg.watershed.seed_slider.setValue(0.3)
+    seg.watershed.size_slider.setValue(0)
     seg.run()
     qtbot.waitUntil(lambda: not seg.busy, timeout=120_000)
     layer = viewer.layers["tissue_stained labels"]
@@ -99,7 +99,7 @@ def test_edits_survive_slider_moves(make_napari_viewer, qtbot, tiny_model_path):
     layer.data_setitem(idx, 999)
     painted = layer.data == 999
     for value in (0.6, 0.45, 0.7):
-        seg.mask_slider.setValue(value)
+        seg.watershed.mask_slider.setValue(value)
         assert np.array_equal(layer.data == 999, painted)
     seg.run()  # re-running keeps the edit too
     qtbot.waitUntil(lambda: not seg.busy, timeout=120_000)

@@ -30,10 +30,10 @@ def test_sliders_wait_for_the_model_and_then_show_its_defaults(make_napari_viewe
                                                                tiny_model_path):
     viewer = make_napari_viewer()
     seg = SegmentWidget(viewer, autoload=False)
-    assert not seg.shed_group.isEnabled()
+    assert not seg.watershed.isEnabled()
     seg.model_panel.load(str(tiny_model_path))
     qtbot.waitUntil(lambda: seg.model_panel.predictor is not None, timeout=60_000)
-    assert seg.shed_group.isEnabled()
+    assert seg.watershed.isEnabled()
     assert seg.thresholds() == seg.model_panel.predictor.thresholds
 
 

@@ -57,14 +57,14 @@ def test_default_model_segments_each_sample(make_napari_viewer, qtbot, name, flo
     viewer = make_napari_viewer()
     widget = open_widget(viewer, qtbot, "default")
     image, gt = add_sample(viewer, name)
-    widget.layer_combo.setCurrentText(image.name)
+    widget.choose_image(viewer.layers[image.name])
     run(widget, qtbot)
     labels = viewer.layers[f"{name} labels"]
     score = image_scores(gt, labels.data).mean()
     assert score > floor, score
     n_gt = int(gt.max())
     assert 0.6 * n_gt < len(np.unique(labels.data)) - 1 < 1.4 * n_gt
-    assert "objects" in widget.count_label.text()
+    assert "objects" in widget.watershed.count_label.text()
 
 
 def test_sliders_change_labels_without_running_the_network(
@@ -77,19 +77,19 @@ def test_sliders_change_labels_without_running_the_network(
     viewer = make_napari_viewer()
     widget = open_widget(viewer, qtbot, tiny_model_path)
     image, _ = add_sample(viewer, "tissue_stained")
-    widget.maps_check.setChecked(True)
+    widget.form.show_maps.value = True
     run(widget, qtbot)
     assert len(calls) == 1
     layer = viewer.layers["tissue_stained labels"]
     assert f"{image.name} mask probability" in viewer.layers
-    widget.mask_slider.setValue(0.3)
-    widget.seed_slider.setValue(0.35)
-    widget.size_slider.setValue(0)
+    widget.watershed.mask_slider.setValue(0.3)
+    widget.watershed.seed_slider.setValue(0.35)
+    widget.watershed.size_slider.setValue(0)
     before = layer.data.copy()
-    widget.mask_slider.setValue(0.6)
+    widget.watershed.mask_slider.setValue(0.6)
     assert not np.array_equal(before, layer.data)
     assert len(calls) == 1  # no new inference
-    widget.reset_button.click()
+    widget.watershed.reset_button.click()
     assert widget.thresholds() == {k: pytest.approx(v) for k, v in
                                    widget.model_panel.predictor.thresholds.items()}
     # Re-running updates the same layer instead of adding one.
@@ -109,9 +109,9 @@ def test_centre_distance_model_shows_its_three_maps(make_napari_viewer, qtbot, t
     save_checkpoint(model, path)
     viewer = make_napari_viewer()
     widget = open_widget(viewer, qtbot, path)
-    assert "centre distance" in widget.seed_slider.toolTip()
+    assert "centre distance" in widget.watershed.seed_slider.toolTip()
     image, _ = add_sample(viewer, "tissue_stained")
-    widget.maps_check.setChecked(True)
+    widget.form.show_maps.value = True
     run(widget, qtbot)
     for name in ("mask probability", "border probability", "centre distance"):
         assert viewer.layers[f"{image.name} {name}"].data.shape == (256, 320)
@@ -124,18 +124,18 @@ def test_stack_current_plane_then_whole_stack(make_napari_viewer, qtbot, tiny_mo
     (data, _, _), = sample_layers("tissue_stained")
     gray = data[..., 0]
     viewer.add_image(np.stack([gray, gray[::-1], gray[:, ::-1]]), name="stack")
-    widget.layer_combo.setCurrentText("stack")
-    widget.size_slider.setValue(0)
-    widget.mask_slider.setValue(0.3)
-    widget.seed_slider.setValue(0.3)
+    widget.choose_image(viewer.layers["stack"])
+    widget.watershed.size_slider.setValue(0)
+    widget.watershed.mask_slider.setValue(0.3)
+    widget.watershed.seed_slider.setValue(0.3)
     viewer.dims.set_current_step(0, 1)
-    widget.scope_combo.setCurrentText("Current plane")
+    widget.form.scope.value = "Current plane"
     run(widget, qtbot)
     layer = viewer.layers["stack labels"]
     assert layer.data.shape == (3, 256, 320)
     state = layer.metadata[STATE_KEY]
     assert list(state.stack.sheds) == [1]
-    widget.scope_combo.setCurrentText("Whole stack")
+    widget.form.scope.value = "Whole stack"
     run(widget, qtbot)
     assert sorted(layer.metadata[STATE_KEY].stack.sheds) == [0, 1, 2]
     ids = [set(np.unique(p)) - {0} for p in layer.data]
@@ -147,7 +147,7 @@ def test_cancel_changes_nothing(make_napari_viewer, qtbot, tiny_model_path):
     widget = open_widget(viewer, qtbot, tiny_model_path)
     image, _ = add_sample(viewer, "fluorescence_nuclei")
     viewer.add_image(np.tile(image.data, (3, 3)), name="big")
-    widget.layer_combo.setCurrentText("big")
+    widget.choose_image(viewer.layers["big"])
     widget.run()
     widget.cancel()
     qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
@@ -181,7 +181,7 @@ def test_errors_become_notifications(make_napari_viewer, qtbot, tiny_model_path,
     widget.run()  # no image layer yet
     assert errors and "image layer" in errors[-1]
     viewer.add_image(np.zeros((2, 2, 2, 30, 30)), name="5d")
-    widget.layer_combo.setCurrentText("5d")
+    widget.choose_image(viewer.layers["5d"])
     widget.run()
     assert "supported are 2D" in errors[-1]
     assert not widget.busy
@@ -226,16 +226,18 @@ def test_large_image_thresholds_update_in_the_background(
     widget = open_widget(viewer, qtbot, tiny_model_path)
     image, _ = add_sample(viewer, "fluorescence_nuclei")
     viewer.add_image(np.tile(image.data, (3, 3)), name="big")  # 1560 x 2088: above 2 MP
-    widget.layer_combo.setCurrentText("big")
-    for s, v in ((widget.mask_slider, 0.3), (widget.seed_slider, 0.3), (widget.size_slider, 0)):
+    widget.choose_image(viewer.layers["big"])
+    shed = widget.watershed
+    for s, v in ((shed.mask_slider, 0.3), (shed.seed_slider, 0.3), (shed.size_slider, 0)):
         s.setValue(v)
     run(widget, qtbot)
     layer = viewer.layers["big labels"]
     before = layer.data.copy()
-    widget.mask_slider.setSliderDown(True)  # dragging: requests pile up, only the last runs
+    # Dragging: requests pile up, only the last runs.
+    widget.watershed.mask_slider.setSliderDown(True)
     for v in (0.35, 0.4, 0.45, 0.5, 0.6):
-        widget.mask_slider.setValue(v)
-    widget.mask_slider.setSliderDown(False)
+        widget.watershed.mask_slider.setValue(v)
+    widget.watershed.mask_slider.setSliderDown(False)
     qtbot.waitUntil(lambda: not widget.updating, timeout=60_000)
     assert not np.array_equal(before, layer.data)
     expected = layer.metadata[STATE_KEY].stack.stack_labels(widget.thresholds(), before.shape)
@@ -251,15 +253,15 @@ def test_stitching_a_stack_gives_one_id_per_nucleus_and_survives_sliders(make_na
     widget = open_widget(viewer, qtbot, "default")
     (data, _, _), = sample_layers("tissue_stained")
     viewer.add_image(np.stack([data[..., 0]] * 3), name="zstack")
-    widget.layer_combo.setCurrentText("zstack")
-    assert widget.stitch_check.isVisibleTo(widget)
-    widget.scope_combo.setCurrentText("Whole stack")
-    widget.stitch_check.setChecked(True)
+    widget.choose_image(viewer.layers["zstack"])
+    assert widget.form.stack_mode.native.isVisibleTo(widget)
+    widget.form.scope.value = "Whole stack"
+    widget.form.stack_mode.value = "stitch"
     run(widget, qtbot)
     layer = viewer.layers["zstack labels"]
     assert len(np.unique(layer.data[0])) > 50
     assert np.array_equal(layer.data[0], layer.data[2])
-    widget.seed_slider.setValue(widget.seed_slider.value() - 0.1)
-    widget._on_threshold_released()
+    widget.watershed.seed_slider.setValue(widget.watershed.seed_slider.value() - 0.1)
+    widget.watershed.seed_slider.sliderReleased.emit()
     qtbot.waitUntil(lambda: not widget.updating, timeout=60_000)
     assert np.array_equal(layer.data[0], layer.data[1])

@@ -240,7 +240,7 @@ class BrowseWidget(QWidget):
         if seg is None:
             show_info("Open 'Segment nuclei (U-Net)' to segment images automatically")
             return
-        seg.layer_combo.setCurrentText(name)
+        seg.choose_image(self.viewer.layers[name])
 
         def adopt(event):
             layer = event.value

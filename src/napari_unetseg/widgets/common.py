@@ -29,23 +29,43 @@ def auto_number_box(maximum: float, suffix: str, tip: str):
     return box
 
 
-def refresh_layer_combo(combo, viewer, layer_type, event=None) -> None:
-    """Fill ``combo`` with the names of the viewer's layers of ``layer_type``.
+def layer_picker(viewer, layer_type, label: str, tooltip: str):
+    """A magicgui layer picker (``create_widget(annotation=layer_type)``) for ``viewer``.
 
-    The current choice is kept when it still exists; otherwise a layer of that type that
-    was just added (``event.value``) is chosen, so new images are picked up as they open.
+    Its choices are read from ``viewer`` itself rather than from the widget's dock ancestor
+    (napari's default), so that it is right before the panel is docked and with several
+    viewers open. The owner keeps it current with :func:`follow_layers`.
     """
-    current = combo.currentText()
-    names = [layer.name for layer in viewer.layers if isinstance(layer, layer_type)]
-    combo.blockSignals(True)
-    combo.clear()
-    combo.addItems(names)
-    added = getattr(event, "value", None) if event is not None else None
-    if current in names:
-        combo.setCurrentText(current)
-    elif isinstance(added, layer_type):
-        combo.setCurrentText(added.name)
-    combo.blockSignals(False)
+    from magicgui.widgets import create_widget
+
+    picker = create_widget(
+        annotation=layer_type, label=label,
+        options={"tooltip": tooltip, "nullable": False,
+                 "choices": lambda _w: [x for x in viewer.layers if isinstance(x, layer_type)]})
+    compact_combo(picker.native)
+    return picker
+
+
+def follow_layers(picker, event=None) -> None:
+    """Refresh a :func:`layer_picker` after a layer-list event.
+
+    The current choice is kept while it exists; a layer of the picker's type that was just
+    added (``event.value`` of an ``inserted`` event) becomes the choice, so an image that
+    the user (or the folder browser) opens is the one segmented next.
+    """
+    picker.reset_choices()
+    added = getattr(event, "value", None)
+    if getattr(event, "type", None) == "inserted" and isinstance(added, picker.annotation):
+        picker.value = added
+
+
+def connect_layer_events(viewer, callback) -> None:
+    """Call ``callback(event)`` when layers are added, removed, moved or renamed."""
+    events = viewer.layers.events
+    for name in ("inserted", "removed", "moved", "renamed"):
+        emitter = getattr(events, name, None)
+        if emitter is not None:
+            emitter.connect(callback)
 
 
 def preload_labels_display() -> None:

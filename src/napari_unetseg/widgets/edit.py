@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 from qtpy.QtWidgets import (
-    QComboBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -21,7 +20,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .common import compact_combo, refresh_layer_combo
+from .common import connect_layer_events, follow_layers, layer_picker
 from .session import STATE_KEY
 
 
@@ -34,8 +33,9 @@ class EditWidget(QWidget):
         self.selected: list[int] = []
         self._hooked: set[int] = set()
 
-        self.layer_combo = compact_combo(QComboBox())
-        self.layer_combo.setToolTip("Labels layer to edit")
+        from napari.layers import Labels
+
+        self.layer_picker = layer_picker(napari_viewer, Labels, "Labels", "Labels layer to edit")
         self.pick_button = QPushButton("Pick objects")
         self.pick_button.setCheckable(True)
         self.pick_button.setToolTip("While on, click objects in the viewer to (de)select them")
@@ -73,7 +73,7 @@ class EditWidget(QWidget):
         wl.addWidget(self.relabel_button, 1, 1)
 
         form = QFormLayout()
-        form.addRow("Labels:", self.layer_combo)
+        form.addRow("Labels:", self.layer_picker.native)
         form.addRow(pick_row)
         form.addRow(self.selection_label)
         self.status_label = QLabel("Undo with Ctrl+Z in the viewer.")
@@ -93,16 +93,15 @@ class EditWidget(QWidget):
         self.remove_small_button.clicked.connect(self.remove_small)
         self.fill_button.clicked.connect(self.fill)
         self.relabel_button.clicked.connect(self.relabel)
-        self.layer_combo.currentTextChanged.connect(lambda _: self.clear_selection())
-        for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            ev.connect(self._refresh_layers)
+        self.layer_picker.changed.connect(lambda _: self.clear_selection())
+        connect_layer_events(napari_viewer, self._refresh_layers)
         self._refresh_layers()
 
     # ------------------------------------------------------------------ layers & picking
     def _refresh_layers(self, event=None) -> None:
         from napari.layers import Labels
 
-        refresh_layer_combo(self.layer_combo, self.viewer, Labels, event)
+        follow_layers(self.layer_picker, event)
         for lyr in self.viewer.layers:
             if isinstance(lyr, Labels) and id(lyr) not in self._hooked:
                 lyr.mouse_drag_callbacks.append(self._on_click)
@@ -110,8 +109,8 @@ class EditWidget(QWidget):
 
     @property
     def layer(self):
-        name = self.layer_combo.currentText()
-        return self.viewer.layers[name] if name in self.viewer.layers else None
+        layer = self.layer_picker.value
+        return layer if layer is not None and layer in self.viewer.layers else None
 
     def _on_pick_toggled(self, on: bool) -> None:
         if on and self.layer is not None:
@@ -194,42 +193,24 @@ class EditWidget(QWidget):
             self.clear_selection()
 
     def split(self) -> None:
-        from napari_unetseg.core.editing import split_label
+        from napari_unetseg.core.editing import split_object
 
         if not self._need_selection(1):
             return
+        state = self.layer.metadata.get(STATE_KEY)
+        through_z = state is not None and state.stack_mode != "2d"
+
+        def seed_map_of(plane: int):
+            shed = state.stack.sheds.get(plane) if state is not None else None
+            return None if shed is None else shed.seed_map
 
         def run(a):
             for label_id in self.selected:
-                a = self._split_one(a, label_id, split_label)
+                a = split_object(a, label_id, seed_map_of, through_z=through_z)
             return a
 
         if self._apply(run, "Split"):
             self.clear_selection()
-
-    def _split_one(self, a: np.ndarray, label_id: int, split_label) -> np.ndarray:
-        """Split in the object's own plane, with that plane's cached seed map if any."""
-        state = self.layer.metadata.get(STATE_KEY)
-        if a.ndim == 2:
-            seed = state.stack.sheds[0].seed_map if state and 0 in state.stack.sheds else None
-            return split_label(a, label_id, seed)
-        where = np.argwhere(a == label_id)
-        if where.size == 0:
-            raise ValueError(f"there is no object {label_id} to split")
-        lead = tuple(where[0][:-2])
-        flat = int(np.ravel_multi_index(lead, a.shape[:-2]))
-        seed = None
-        if state is not None and flat in state.stack.sheds:
-            seed = state.stack.sheds[flat].seed_map
-        out = a.copy()
-        plane = split_label(a[lead], label_id, seed)
-        if plane.dtype != out.dtype:
-            out = out.astype(plane.dtype)
-        new_id = int(a.max()) + 1
-        # The new id must be unique in the whole stack, not just the plane.
-        plane = np.where((plane != a[lead]) & (plane > 0), new_id, plane)
-        out[lead] = plane
-        return out
 
     def remove_small(self) -> None:
         from napari_unetseg.core.editing import remove_small_objects

@@ -64,6 +64,10 @@ class SegmentationState:
     stack: object  # core.postprocess.StackSegmentation
     thresholds: dict
     model: str
+    # How ids are linked across planes: "2d" (each plane alone) or "stitch" (through Z),
+    # and whether they are linked over time.
+    stack_mode: str = "2d"
+    track: bool = False
     # Pixels the user changed by hand (napari paint events), None until the first edit.
     edited: np.ndarray | None = None
     told_about_edits: bool = False
@@ -82,6 +86,21 @@ class SegmentationState:
             if i not in self.stack.sheds:
                 self.stack.add_plane(i, m, old.stack.scales.get(i, 1.0))
         return self.stack.stack_labels(self.thresholds, self.view_shape)
+
+    def shown_labels(self, labels: np.ndarray, current: np.ndarray | None):
+        """What the layer shows for freshly thresholded ``labels``.
+
+        Ids are linked through Z / over time as the run asked, then every object the user
+        edited by hand is taken from ``current`` (the layer's data). Returns the labels and
+        whether any edited object was kept.
+        """
+        from napari_unetseg.core.editing import merge_with_locked
+
+        labels = linked_labels(labels, len(self.view_shape) - 2,
+                               self.stack_mode == "stitch", self.track)
+        if current is None or self.edited is None or not self.edited.any():
+            return labels, False
+        return merge_with_locked(labels, np.asarray(current), self.edited), True
 
     def mark_edited(self, atoms, shape) -> None:
         """Record the pixels of napari history atoms (masked paint atoms or index tuples)."""

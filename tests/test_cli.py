@@ -289,3 +289,29 @@ def test_predict_stitch_and_track_give_one_id_per_nucleus(tmp_path):
     for t in range(2):
         for z in range(3):
             assert np.array_equal(labels[t, z], first)
+
+
+def test_predict_a_z_stack_in_3d_calibrated_then_evaluate_on_voxels(tmp_path):
+    # The 3D sample: --mode auto is 3d for a stack with Z; the voxel size comes from the
+    # file and goes into the labels; evaluate scores 3D objects.
+    from napari_unetseg.core.io import read_label_tiff, read_voxel_size
+
+    images, gt = tmp_path / "images", tmp_path / "gt"
+    images.mkdir()
+    gt.mkdir()
+    shutil.copy(SAMPLES / "nuclei_3d.tif", images)
+    shutil.copy(SAMPLES / "labels" / "nuclei_3d.tif", gt)
+    shutil.copy(SAMPLES / "tissue_stained.png", images)  # 2D: auto means 2d
+    r = unetseg("predict", images, "--out", tmp_path / "o", "--quiet")
+    assert r.returncode == 0, r.stderr
+    labels, axes, prov = read_label_tiff(tmp_path / "o" / "nuclei_3d.tif")
+    assert axes == "ZYX" and prov["mode"] == "3d" and prov["voxel_size_um"] == [1.0, 0.5, 0.5]
+    assert read_voxel_size(tmp_path / "o" / "nuclei_3d.tif") == (1.0, 0.5, 0.5)
+    assert read_label_tiff(tmp_path / "o" / "tissue_stained.tif")[2]["mode"] == "2d"
+    (tmp_path / "o" / "tissue_stained.tif").unlink()
+    r = unetseg("evaluate", "--gt", gt, "--pred", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["AP50"] >= 0.8
+    r = unetseg("predict", SAMPLES / "tissue_stained.png", "--out", tmp_path / "p", "--quiet",
+                "--mode", "3d")
+    assert r.returncode == 1 and "--mode 3d needs a Z axis" in r.stderr

@@ -173,14 +173,26 @@ def _cmd_predict(args) -> int:
         ImageReadError,
         is_label_tiff,
         read_image_with_axes,
+        read_voxel_size,
         write_label_tiff,
     )
     from napari_unetseg.core.pipeline import segment_image
     from napari_unetseg.core.postprocess import watershed_from_maps
     from napari_unetseg.core.stacks import link_stack
+    from napari_unetseg.core.volume import (
+        anisotropy,
+        parse_voxel_size,
+        segment_volume,
+        stack_mode,
+        volume_thresholds,
+    )
 
     _check_thresholds(args)
     parse_diameter(args.diameter)
+    voxel_size = parse_voxel_size(args.voxel_size)
+    if args.mode == "3d" and args.tta:
+        raise UserError("--tta is not available with --mode 3d (it already averages three "
+                        "views)")
     files = _collect_inputs(args.inputs)
     if not files:
         raise UserError("no input images")
@@ -200,6 +212,7 @@ def _cmd_predict(args) -> int:
             thresholds[key] = getattr(args, key)
     print(f"model {args.model} on {predictor.device} ({predictor.backend}); thresholds "
           f"{thresholds}", file=sys.stderr)
+    base_thresholds = thresholds
     failures = 0
     for path in tqdm(files, desc="images", unit="image", disable=args.quiet):
         target = out_dir / f"{path.stem}.tif"
@@ -215,6 +228,9 @@ def _cmd_predict(args) -> int:
         try:
             image, file_axes = read_image_with_axes(path)
             axes = check_axes(image.shape, args.axes or file_axes)
+            mode = stack_mode(args.mode, axes)
+            thresholds = base_thresholds
+            voxel = voxel_size or read_voxel_size(path)
             bar = None
 
             def progress(done, total, _path=path):
@@ -225,7 +241,15 @@ def _cmd_predict(args) -> int:
                     bar.n = done
                     bar.refresh()
 
-            if args.save_maps:
+            if mode == "3d":
+                if args.seed_threshold is None:
+                    thresholds = volume_thresholds(base_thresholds)
+                seg, labels, _ = segment_volume(
+                    predictor, image, thresholds, anisotropy=anisotropy(voxel),
+                    diameter=args.diameter, has_time="T" in axes, progress=progress)
+                maps = np.stack([seg.channel(c, axes.replace("C", "")) for c in
+                                 range(predictor.n_outputs)]) if args.save_maps else None
+            elif args.save_maps:
                 info: dict = {}
                 maps = predictor.predict(image, axes=axes, tile=args.tile, tta=args.tta,
                                          progress=progress, diameter=args.diameter, info=info)
@@ -249,14 +273,15 @@ def _cmd_predict(args) -> int:
             tqdm.write(f"unetseg predict: {where}{exc}", file=sys.stderr)
             continue
         label_axes = axes.replace("C", "")
-        if args.mode == "stitch" or args.track:
-            labels = link_stack(labels, label_axes, stitch=args.mode == "stitch",
+        if mode == "stitch" or args.track:
+            labels = link_stack(labels, label_axes, stitch=mode == "stitch",
                                 track=args.track, iou_threshold=args.stitch_iou)
         provenance = {"model": str(args.model), "thresholds": thresholds, "source": path.name,
-                      "tta": args.tta, "mode": args.mode, "track": args.track}
+                      "tta": args.tta, "mode": mode, "track": args.track,
+                      **({"voxel_size_um": list(voxel)} if voxel else {})}
         try:
             write_label_tiff(target, labels, axes=label_axes, provenance=provenance,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, voxel_size=voxel)
         except OSError as exc:
             # Disk full, permissions: nothing half-written is left (atomic writes); later
             # images would fail the same way.
@@ -290,14 +315,24 @@ def _write_maps(path: Path, maps, axes: str, overwrite: bool) -> None:
             tmp.unlink()
 
 
+def _middle_plane(path):
+    """A file's image, or the middle plane of a stack (calibration takes 2D planes)."""
+    from napari_unetseg.core.inference import check_axes, planes_of
+    from napari_unetseg.core.io import read_image_with_axes
+
+    image, axes = read_image_with_axes(path)
+    planes, _ = planes_of(image, check_axes(image.shape, axes))
+    return planes[len(planes) // 2]
+
+
 def _cmd_quantize(args) -> int:
-    from napari_unetseg.core.io import list_images, read_image
+    from napari_unetseg.core.io import list_images
     from napari_unetseg.core.optimize import make_int8
 
     files = list_images(args.images)
     if not files:
         raise UserError(f"{args.images}: no images to calibrate on")
-    out, n = make_int8(args.model, files, n=args.n, read=read_image, out=args.out,
+    out, n = make_int8(args.model, files, n=args.n, read=_middle_plane, out=args.out,
                        trust_code=args.trust_code)
     print(json.dumps({"int8_model": str(out), "calibration_images": n}))
     return 0
@@ -401,9 +436,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--diameter", default="auto", metavar="auto|PX",
                    help="median nucleus diameter in pixels; auto estimates it per plane "
                         "(size-normalized models only)")
-    s.add_argument("--mode", default="2d", choices=["2d", "stitch"],
+    s.add_argument("--mode", default="auto", choices=["auto", "2d", "stitch", "3d"],
                    help="stacks with Z: 2d numbers each plane's objects on their own; stitch "
-                        "links them through Z by overlap, one id per nucleus")
+                        "links them through Z by overlap; 3d averages the model's maps over "
+                        "XY, XZ and YZ views and runs a 3D watershed (one id per nucleus, "
+                        "the most accurate; auto: 3d for stacks with Z, else 2d)")
+    s.add_argument("--voxel-size", metavar="Z,Y,X",
+                   help="voxel size in µm (default: read from the file; 1,1,1 if it has "
+                        "none); its Z/XY ratio is the anisotropy of --mode 3d, and the label "
+                        "files are calibrated with it")
     s.add_argument("--stitch-iou", type=float, default=0.25, metavar="IOU",
                    help="smallest overlap (IoU) of one nucleus in consecutive planes")
     s.add_argument("--track", action="store_true",

@@ -60,3 +60,52 @@ def test_readers_and_clear_errors(tmp_path):
         read_image(tmp_path / "x.png")
     with pytest.raises(ImageReadError, match="file not found"):
         read_image(tmp_path / "missing.tif")
+
+
+def test_voxel_size_is_written_for_fiji_and_read_back_from_imagej_and_ome(tmp_path):
+    from napari_unetseg.core.io import read_label_tiff, read_voxel_size
+
+    labels = np.zeros((2, 5, 16, 16), np.uint16)
+    labels[0, 1:3, 2:5, 2:5] = 1
+    write_label_tiff(tmp_path / "a.tif", labels, axes="TZYX", voxel_size=(2.0, 0.5, 0.25))
+    with tifffile.TiffFile(tmp_path / "a.tif") as tif:
+        ij = tif.imagej_metadata
+        assert tif.series[0].axes == "TZYX" and ij["spacing"] == 2.0 and ij["unit"] == "micron"
+    assert read_voxel_size(tmp_path / "a.tif") == (2.0, 0.5, 0.25)
+    big = labels.astype(np.uint32)
+    big[1, 0, 0, 0] = 70_000
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_label_tiff(tmp_path / "b.tif", big, axes="TZYX", voxel_size=(2.0, 0.5, 0.25))
+    assert read_voxel_size(tmp_path / "b.tif") == (2.0, 0.5, 0.25)
+    assert read_label_tiff(tmp_path / "b.tif")[1] == "TZYX"
+    tifffile.imwrite(tmp_path / "c.ome.tif", np.zeros((4, 8, 8), np.uint8), ome=True,
+                     metadata={"axes": "ZYX", "PhysicalSizeX": 0.3, "PhysicalSizeY": 0.3,
+                               "PhysicalSizeZ": 1.5, "PhysicalSizeZUnit": "nm"})
+    assert read_voxel_size(tmp_path / "c.ome.tif") == pytest.approx((0.0015, 0.3, 0.3))
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((4, 8, 8), np.uint8),
+                     photometric="minisblack")
+    assert read_voxel_size(tmp_path / "plain.tif") is None
+    with pytest.raises(ValueError, match="voxel size"):
+        write_label_tiff(tmp_path / "d.tif", labels, axes="TZYX", voxel_size=(0, 1, 1))
+
+
+def test_3d_objects_get_one_csv_row_with_volume_and_centroid(tmp_path):
+    import csv
+
+    from napari_unetseg.core.export import export_labels, object_table
+
+    labels = np.zeros((2, 6, 20, 20), np.uint16)
+    labels[0, 1:4, 2:6, 2:7] = 1  # 3 x 4 x 5 = 60 voxels
+    labels[1, 2:4, 10:12, 10:12] = 2
+    rows = object_table(labels, axes="TZYX", voxel_size=(2.0, 0.5, 0.5), name="cells")
+    assert [(r["frame"], r["label"], r["volume_voxels"]) for r in rows] == [
+        (0, 1, 60), (1, 2, 8)]
+    assert rows[0]["volume_um3"] == 60 * 0.5 and rows[0]["centroid_z"] == 2.0
+    # Planes segmented on their own keep per-plane rows.
+    assert len(object_table(labels, axes="TZYX", per_plane=True)) == 3 + 2
+    tif, table = export_labels(tmp_path / "cells.tif", labels[0], axes="ZYX",
+                               voxel_size=(2.0, 0.5, 0.5))
+    with open(table) as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["volume_um3"] == "30.0" and row["frame"] == "" and "plane" not in row

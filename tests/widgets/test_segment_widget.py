@@ -125,6 +125,7 @@ def test_stack_current_plane_then_whole_stack(make_napari_viewer, qtbot, tiny_mo
     gray = data[..., 0]
     viewer.add_image(np.stack([gray, gray[::-1], gray[:, ::-1]]), name="stack")
     widget.choose_image(viewer.layers["stack"])
+    widget.form.stack_mode.value = "2d"  # planes on their own: one can be segmented alone
     widget.watershed.size_slider.setValue(0)
     widget.watershed.mask_slider.setValue(0.3)
     widget.watershed.seed_slider.setValue(0.3)
@@ -265,3 +266,49 @@ def test_stitching_a_stack_gives_one_id_per_nucleus_and_survives_sliders(make_na
     widget.watershed.seed_slider.sliderReleased.emit()
     qtbot.waitUntil(lambda: not widget.updating, timeout=60_000)
     assert np.array_equal(layer.data[0], layer.data[1])
+
+
+@needs_default
+def test_3d_sample_segmented_in_3d_tuned_live_and_exported_as_a_calibrated_hyperstack(
+        make_napari_viewer, qtbot, tmp_path):
+    from napari_unetseg.core.io import read_label_tiff, read_voxel_size
+    from napari_unetseg.widgets.browse import BrowseWidget
+
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, qtbot, "default")
+    viewer.open_sample("napari-unetseg", "nuclei_3d_labels")
+    image, truth = viewer.layers["nuclei_3d"], viewer.layers["nuclei_3d ground truth"]
+    widget.choose_image(image)
+    # A stack with Z: 3d is the default, with the voxel size read from the sample.
+    assert widget.form.stack_mode.value == "3d" and not widget.form.scope.enabled
+    assert widget.form.voxel_size() == (1.0, 0.5, 0.5)
+    assert not widget.form.track.native.isVisibleTo(widget)  # one extra axis: Z, no time
+    run(widget, qtbot)
+    layer = viewer.layers["nuclei_3d labels"]
+    assert tuple(layer.scale) == (1.0, 0.5, 0.5)
+    # The sliders moved to the 3d mode's defaults (a lower seed threshold).
+    model_seed = widget.model_panel.predictor.thresholds["seed_threshold"]
+    assert widget.thresholds()["seed_threshold"] == pytest.approx(model_seed - 0.2)
+    assert image_scores(truth.data, layer.data)[0] >= 0.8  # AP50 of 3D objects
+    # One id per nucleus: an id found in several planes is one connected body.
+    from scipy import ndimage as ndi
+
+    multi = [i for i in np.unique(layer.data)[1:] if
+             np.count_nonzero((layer.data == i).any(axis=(1, 2))) > 2]
+    assert len(multi) > 20
+    assert all(ndi.label(layer.data == i)[1] == 1 for i in multi[:10])
+    before = layer.data.copy()
+    widget.watershed.seed_slider.setValue(widget.watershed.seed_slider.value() - 0.3)
+    widget.watershed.seed_slider.sliderReleased.emit()
+    qtbot.waitUntil(lambda: not widget.updating, timeout=60_000)
+    assert not np.array_equal(layer.data, before)
+    state = layer.metadata[STATE_KEY]
+    assert np.array_equal(layer.data, state.stack.stack_labels(widget.thresholds(),
+                                                              layer.data.shape))
+    browse = BrowseWidget(viewer)
+    viewer.layers.selection.active = layer
+    browse.export_current(str(tmp_path / "nuclei_3d.tif"))
+    labels, axes, prov = read_label_tiff(tmp_path / "nuclei_3d.tif")
+    assert np.array_equal(labels, layer.data) and axes == "ZYX" and prov["mode"] == "3d"
+    assert read_voxel_size(tmp_path / "nuclei_3d.tif") == (1.0, 0.5, 0.5)
+    assert "volume_um3" in (tmp_path / "nuclei_3d.csv").read_text().splitlines()[0]

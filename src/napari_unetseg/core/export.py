@@ -10,6 +10,9 @@ import numpy as np
 from .io import write_label_tiff
 
 COLUMNS = ("image", "plane", "label", "area", "centroid_y", "centroid_x", "mean_intensity")
+#: Columns of 3D objects (labels with a Z axis, one id per nucleus through Z).
+COLUMNS_3D = ("image", "frame", "label", "volume_voxels", "volume_um3", "centroid_z",
+              "centroid_y", "centroid_x", "mean_intensity")
 
 
 def _gray(image: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -21,49 +24,65 @@ def _gray(image: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None
     return image.astype(np.float64) if image.shape == shape else None
 
 
-def object_table(labels: np.ndarray, image: np.ndarray | None = None, name: str = "") -> list:
-    """One row per object: image name, plane, label, area, centroid, mean intensity.
+def object_table(labels: np.ndarray, image: np.ndarray | None = None, name: str = "", *,
+                 axes: str | None = None, voxel_size: tuple[float, ...] | None = None,
+                 per_plane: bool = False) -> list:
+    """One row per object, with scikit-image's ``regionprops_table``.
 
-    Uses scikit-image's ``regionprops_table`` plane by plane; ``mean_intensity`` is empty
-    when no (matching) intensity image is given. Stacks number their planes from 0.
+    2D objects (labels without a Z axis, or planes of a stack segmented on their own): image
+    name, plane, label, area, centroid, mean intensity, plane by plane. 3D objects (``axes``
+    with Z): image name, frame (time point, empty without T), label, volume in voxels and,
+    with ``voxel_size`` (Z, Y, X in µm), in µm³, centroid z/y/x in voxels, mean intensity.
+    ``mean_intensity`` is empty when no matching intensity image is given. ``per_plane``
+    gives 2D rows for a stack whose planes were segmented on their own (mode ``2d``).
     """
     from skimage.measure import regionprops_table
 
     labels = np.asarray(labels)
     gray = _gray(image, labels.shape)
-    planes = labels.reshape(-1, *labels.shape[-2:])
-    gplanes = None if gray is None else gray.reshape(planes.shape)
+    volumes = axes is not None and "Z" in axes.upper() and not per_plane
+    n_space = 3 if volumes else 2
+    parts = labels.reshape(-1, *labels.shape[-n_space:])
+    gparts = None if gray is None else gray.reshape(parts.shape)
+    voxel = float(np.prod(voxel_size)) if volumes and voxel_size else None
     rows = []
-    for i, plane in enumerate(planes):
-        if not plane.any():
+    for i, part in enumerate(parts):
+        if not part.any():
             continue
-        props = ["label", "area", "centroid"]
-        kwargs = {}
-        if gplanes is not None:
-            props.append("intensity_mean")
-            kwargs["intensity_image"] = gplanes[i]
-        t = regionprops_table(plane, properties=props, **kwargs)
+        kwargs = {} if gparts is None else {"intensity_image": gparts[i]}
+        props = ["label", "area", "centroid", *(["intensity_mean"] if kwargs else [])]
+        t = regionprops_table(part, properties=props, **kwargs)
         for k in range(len(t["label"])):
-            rows.append({
-                "image": name,
-                "plane": i if labels.ndim > 2 else "",
-                "label": int(t["label"][k]),
-                "area": int(t["area"][k]),
-                "centroid_y": round(float(t["centroid-0"][k]), 2),
-                "centroid_x": round(float(t["centroid-1"][k]), 2),
-                "mean_intensity": (round(float(t["intensity_mean"][k]), 3)
-                                   if "intensity_mean" in t else ""),
-            })
+            mean = round(float(t["intensity_mean"][k]), 3) if kwargs else ""
+            c = [round(float(t[f"centroid-{d}"][k]), 2) for d in range(n_space)]
+            size = int(t["area"][k])
+            if volumes:
+                rows.append({"image": name, "frame": i if labels.ndim > 3 else "",
+                             "label": int(t["label"][k]), "volume_voxels": size,
+                             "volume_um3": round(size * voxel, 3) if voxel else "",
+                             "centroid_z": c[0], "centroid_y": c[1], "centroid_x": c[2],
+                             "mean_intensity": mean})
+            else:
+                rows.append({"image": name, "plane": i if labels.ndim > 2 else "",
+                             "label": int(t["label"][k]), "area": size,
+                             "centroid_y": c[0], "centroid_x": c[1], "mean_intensity": mean})
     return rows
 
 
 def write_csv(rows: list[dict], path: str | Path, overwrite: bool = False) -> Path:
-    """Write object rows as CSV (never replacing a file unless asked)."""
+    """Write object rows as CSV (never replacing a file unless asked).
+
+    The columns are :data:`COLUMNS`, then those of :data:`COLUMNS_3D` that 3D rows add.
+    """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; choose another name or allow overwriting")
+    keys = set().union(*rows) if rows else set(COLUMNS)
+    columns = [c for c in dict.fromkeys(COLUMNS + COLUMNS_3D) if c in keys or c in COLUMNS]
+    if rows and not keys & {"plane", "area"}:  # 3D objects only
+        columns = list(COLUMNS_3D)
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(COLUMNS))
+        w = csv.DictWriter(f, fieldnames=columns, restval="")
         w.writeheader()
         w.writerows(rows)
     return path
@@ -76,18 +95,28 @@ def export_labels(
     image: np.ndarray | None = None,
     name: str = "",
     axes: str | None = None,
+    voxel_size: tuple[float, float, float] | None = None,
+    per_plane: bool = False,
     provenance: dict | None = None,
     overwrite: bool = False,
 ) -> tuple[Path, Path]:
-    """Write a label TIFF and ``<stem>.csv`` beside it; returns both paths."""
+    """Write a label TIFF and ``<stem>.csv`` beside it; returns both paths.
+
+    ``voxel_size`` (Z, Y, X, in µm) calibrates the TIFF (Fiji reads it) and gives the CSV
+    volumes in µm³ when the labels are 3D objects (``axes`` with Z and not ``per_plane``,
+    see :func:`object_table`).
+    """
     path = Path(path)
     csv_path = path.with_suffix(".csv")
     if not overwrite:
         for p in (path, csv_path):
             if p.exists():
                 raise FileExistsError(f"{p} exists; choose another name or allow overwriting")
-    tif = write_label_tiff(path, labels, axes=axes, provenance=provenance, overwrite=overwrite)
-    return tif, write_csv(object_table(labels, image, name or path.stem), csv_path, overwrite)
+    tif = write_label_tiff(path, labels, axes=axes, provenance=provenance, overwrite=overwrite,
+                           voxel_size=voxel_size)
+    rows = object_table(labels, image, name or path.stem, axes=axes, voxel_size=voxel_size,
+                        per_plane=per_plane)
+    return tif, write_csv(rows, csv_path, overwrite)
 
 
 def export_label_set(

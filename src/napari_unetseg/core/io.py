@@ -144,6 +144,7 @@ def write_label_tiff(
     provenance: dict | None = None,
     overwrite: bool = False,
     page_names: list[str] | None = None,
+    voxel_size: tuple[float, ...] | None = None,
 ) -> Path:
     """Write instance labels as an ImageJ-compatible TIFF label stack.
 
@@ -165,6 +166,9 @@ def write_label_tiff(
         Replace an existing file; otherwise :class:`FileExistsError`.
     page_names : list of str, optional
         ImageJ slice labels, one per page (e.g. the image each page came from).
+    voxel_size : tuple of float, optional
+        Pixel size (Y, X) or voxel size (Z, Y, X) in µm: Fiji opens the file calibrated
+        (:func:`read_voxel_size` reads it back).
 
     Returns
     -------
@@ -189,6 +193,7 @@ def write_label_tiff(
         raise FileExistsError(f"{path} exists; choose another name or allow overwriting")
     max_label = int(labels.max()) if labels.size else 0
     dtype = label_dtype(max_label)
+    calibration = _calibration(voxel_size, axes)
     data = labels.astype(dtype, copy=False)
     info = json.dumps({"napari_unetseg": dict(provenance or {}), "axes": axes})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +205,10 @@ def write_label_tiff(
             md = {"axes": axes, "min": 0, "max": max(max_label, 1), "Info": info}
             if page_names is not None:
                 md["Labels"] = list(page_names)
-            tifffile.imwrite(tmp, data, imagej=True, metadata=md, **options)
+            if calibration:
+                md.update(unit="micron", **calibration["imagej"])
+            tifffile.imwrite(tmp, data, imagej=True, metadata=md,
+                             resolution=calibration.get("resolution"), **options)
         else:
             warnings.warn(
                 f"{path.name}: label {max_label} does not fit 16 bits; written as {dtype}, "
@@ -211,12 +219,85 @@ def write_label_tiff(
             md = {"axes": axes, "napari_unetseg": provenance or {}}
             if page_names is not None:
                 md["page_names"] = list(page_names)
-            tifffile.imwrite(tmp, data, metadata=md, **options)
+            if calibration:
+                md["voxel_size_um"] = calibration["zyx"]
+            tifffile.imwrite(tmp, data, metadata=md,
+                             resolution=calibration.get("resolution"), **options)
         tmp.replace(path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _calibration(voxel_size, axes: str) -> dict:
+    """How a voxel size (µm; (Y, X) or (Z, Y, X)) is written to a TIFF; {} without one."""
+    if voxel_size is None:
+        return {}
+    size = [float(v) for v in voxel_size]
+    if len(size) not in (2, 3) or not all(v > 0 and np.isfinite(v) for v in size):
+        raise ValueError(f"voxel size must be 2 or 3 positive numbers (µm), got {voxel_size}")
+    z, y, x = size if len(size) == 3 else (1.0, *size)
+    imagej = {"spacing": z} if "Z" in axes else {}
+    return {"resolution": (1 / x, 1 / y), "imagej": imagej, "zyx": [z, y, x]}
+
+
+_UNITS_UM = {"micron": 1.0, "um": 1.0, "µm": 1.0, "\\u00B5m": 1.0, "microns": 1.0,
+             "micrometer": 1.0, "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3}
+
+
+def read_voxel_size(path: str | Path) -> tuple[float, float, float] | None:
+    """The voxel size (Z, Y, X) in µm recorded in a TIFF, or None when it records none.
+
+    Reads ImageJ calibration (resolution tags, ``spacing`` and ``unit``), OME-TIFF
+    ``PhysicalSizeX/Y/Z`` and the files :func:`write_label_tiff` writes. Z is 1 when only
+    the pixel size is known.
+    """
+    import tifffile
+
+    p = Path(path)
+    if p.suffix.lower() not in _TIFF:
+        return None
+    try:
+        with tifffile.TiffFile(p) as tif:
+            if tif.is_ome:
+                return _ome_voxel_size(tif.ome_metadata)
+            shaped = tif.shaped_metadata[0] if tif.shaped_metadata else {}
+            if "voxel_size_um" in shaped:
+                return tuple(float(v) for v in shaped["voxel_size_um"])
+            page, ij = tif.pages.first, tif.imagej_metadata or {}
+            res = page.tags.get("XResolution"), page.tags.get("YResolution")
+            unit = str(ij.get("unit", "micron" if ij else "")).strip().lower()
+            factor = _UNITS_UM.get(unit)
+    except Exception:
+        return None
+    if factor is None or None in res:
+        return None
+    (xn, xd), (yn, yd) = res[0].value, res[1].value
+    if not (xn and yn):
+        return None
+    x, y = xd / xn * factor, yd / yn * factor
+    z = float(ij.get("spacing", 1.0)) * factor if "spacing" in ij else 1.0
+    if x == 1.0 and y == 1.0 and "spacing" not in ij:
+        return None  # ImageJ's default: not calibrated
+    return z, y, x
+
+
+def _ome_voxel_size(xml: str | None) -> tuple[float, float, float] | None:
+    import xml.etree.ElementTree as ET
+
+    if not xml:
+        return None
+    pixels = next((e for e in ET.fromstring(xml).iter() if e.tag.endswith("Pixels")), None)
+    if pixels is None or "PhysicalSizeX" not in pixels.attrib:
+        return None
+
+    def size(axis: str) -> float:
+        value = float(pixels.attrib.get(f"PhysicalSize{axis}", 1.0))
+        unit = pixels.attrib.get(f"PhysicalSize{axis}Unit", "µm").lower()
+        return value * _UNITS_UM.get(unit, 1.0)
+
+    return size("Z"), size("Y"), size("X")
 
 
 def is_label_tiff(path: str | Path) -> bool:

@@ -28,9 +28,13 @@ def _label(binary: np.ndarray) -> tuple[np.ndarray, int]:
     """4-connected components numbered in raster order (as ``scipy.ndimage.label``).
 
     OpenCV's labelling is about twice as fast as scipy's on large planes, which matters on
-    every slider movement. 4-connectivity is the watershed's ``connectivity=1``.
+    every slider movement. 4-connectivity is the watershed's ``connectivity=1``. Volumes
+    (3D) go to scipy with the same (face) connectivity.
     """
     import cv2
+
+    if binary.ndim != 2:
+        return ndi.label(binary)
 
     n, lab = cv2.connectedComponentsWithAlgorithm(
         binary.view(np.uint8), 4, cv2.CV_32S, cv2.CCL_WU
@@ -41,6 +45,10 @@ def _label(binary: np.ndarray) -> tuple[np.ndarray, int]:
 def _label_with_boxes(binary: np.ndarray):
     """Labels, count, bounding-box slices and sizes (index 0 = background) in one pass."""
     import cv2
+
+    if binary.ndim != 2:
+        lab, n = ndi.label(binary)
+        return lab, n, ndi.find_objects(lab), np.bincount(lab.ravel(), minlength=n + 1)
 
     n, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
         binary.view(np.uint8), 4, cv2.CV_32S, cv2.CCL_WU
@@ -80,6 +88,8 @@ def _watershed_many(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> l
     """
     if not items:
         return []
+    if items[0][0].ndim != 2:  # volumes: one call per crop
+        return [watershed(e, m, mask=r) for e, m, r in items]
     width = max(512, max(e.shape[1] for e, _, _ in items))
     places, x, y, row_h = [], 0, 0, 0
     for e, _, _ in items:
@@ -413,6 +423,11 @@ class StackSegmentation:
             thresholds["mask_threshold"], thresholds["seed_threshold"],
             int(round(thresholds["min_size"] / scale**2)),
         )
+
+    def seed_map(self, plane: int) -> np.ndarray | None:
+        """The seed map of one plane (flat index), or None when it was not segmented."""
+        shed = self.sheds.get(plane)
+        return None if shed is None else shed.seed_map
 
     def channel(self, c: int, shape: tuple[int, ...]) -> np.ndarray:
         """Map channel ``c`` of the whole stack, ``shape`` (0 in planes not segmented)."""

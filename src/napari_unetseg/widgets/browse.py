@@ -384,12 +384,17 @@ class BrowseWidget(QWidget):
             if not path:
                 return
         md = labels.metadata
+        axes = md.get("unetseg_axes")
+        provenance = md.get("unetseg_provenance") or {}
         image = None if image_layer is None else np.asarray(image_layer.data)
+        # A stack's calibration is its layer scale (the Segment panel sets it).
+        voxel = tuple(float(v) for v in labels.scale[-3:]) if axes and "Z" in axes else None
         try:
             tif, table = export_labels(path, np.asarray(labels.data), image=image,
                                        name=image_layer.name if image_layer else labels.name,
-                                       axes=md.get("unetseg_axes"), overwrite=overwrite,
-                                       provenance=md.get("unetseg_provenance"))
+                                       axes=axes, overwrite=overwrite, voxel_size=voxel,
+                                       per_plane=provenance.get("mode", "2d") == "2d",
+                                       provenance=provenance or None)
         except (FileExistsError, ValueError, OSError) as exc:
             show_error(str(exc))
             return

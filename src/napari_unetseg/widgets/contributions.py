@@ -27,6 +27,24 @@ def sample_layers(name: str, with_labels: bool = False) -> list[tuple]:
     return layers
 
 
+def sample_volume(with_labels: bool = False) -> list[tuple]:
+    """The synthetic 3D nuclei stack, at its voxel size (and its exact ground truth)."""
+    from napari_unetseg.core.io import read_image, read_labels, read_voxel_size
+
+    path = SAMPLE_DIR / "nuclei_3d.tif"
+    scale = read_voxel_size(path)
+    layers = [(read_image(path), {"name": "nuclei_3d", "scale": scale}, "image")]
+    if with_labels:
+        layers.append((read_labels(SAMPLE_DIR / "labels" / "nuclei_3d.tif"),
+                       {"name": "nuclei_3d ground truth", "opacity": 0.5, "scale": scale},
+                       "labels"))
+    return layers
+
+
+def sample_volume_with_labels():
+    return sample_volume(with_labels=True)
+
+
 def sample_fluorescence():
     return sample_layers("fluorescence_nuclei")
 
@@ -62,7 +80,7 @@ def get_label_tiff_reader(path):
 
 
 def _read_label_tiff(path):
-    from napari_unetseg.core.io import read_label_tiff
+    from napari_unetseg.core.io import read_label_tiff, read_voxel_size
 
     labels, axes, provenance = read_label_tiff(path)
     meta = {
@@ -70,6 +88,9 @@ def _read_label_tiff(path):
         "metadata": {"unetseg_axes": axes, "unetseg_provenance": provenance,
                      "unetseg_source": str(path)},
     }
+    voxel = read_voxel_size(path)
+    if voxel is not None and "Z" in axes:
+        meta["scale"] = (*[1.0] * (labels.ndim - 3), *voxel)
     return [(labels, meta, "labels")]
 
 
@@ -89,6 +110,8 @@ def write_labels_tiff(path: str, data, meta: dict) -> list[str]:
     data = np.asarray(data)
     if axes is not None and len(axes) != data.ndim:
         axes = None
+    scale = [float(v) for v in meta.get("scale", ())][-3:]
+    calibrated = axes is not None and "Z" in axes and len(scale) == 3 and scale != [1.0] * 3
     write_label_tiff(path, data, axes=axes, provenance=md.get("unetseg_provenance"),
-                     overwrite=True)
+                     overwrite=True, voxel_size=scale if calibrated else None)
     return [str(path)]

@@ -201,8 +201,7 @@ class EditWidget(QWidget):
         through_z = state is not None and state.stack_mode != "2d"
 
         def seed_map_of(plane: int):
-            shed = state.stack.sheds.get(plane) if state is not None else None
-            return None if shed is None else shed.seed_map
+            return None if state is None else state.stack.seed_map(plane)
 
         def run(a):
             for label_id in self.selected:

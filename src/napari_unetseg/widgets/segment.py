@@ -28,6 +28,7 @@ from .session import (
     describe_diameter,
     plane_at,
     segment_planes,
+    segment_volumes,
 )
 from .watershed_panel import WatershedPanel
 
@@ -140,17 +141,32 @@ class SegmentWidget(QWidget):
         except ValueError as exc:
             show_error(str(exc))
             return
-        if self.form.scope.value == SCOPES[0] and view.stack_shape:
-            planes = [plane_at(layer.world_to_data(self.viewer.dims.point), view.stack_shape)]
-        else:
-            planes = list(range(view.n_planes))
-        thresholds, diameter = self.thresholds(), self.form.diameter()
         linking = self.form.linking(view)
+        self.watershed.follow_mode(linking["stack_mode"] == "3d")
+        thresholds, diameter = self.thresholds(), self.form.diameter()
+        if linking["stack_mode"] == "3d":
+            from napari_unetseg.core.volume import anisotropy
 
-        def work():
-            preload_labels_display()
-            return segment_planes(predictor, view, planes, thresholds, self._cancel.is_set,
-                                  self._relay.tick.emit, diameter)
+            voxel = self.form.voxel_size()
+
+            def work():
+                preload_labels_display()
+                return segment_volumes(predictor, view, thresholds, self._cancel.is_set,
+                                       self._relay.tick.emit, diameter, anisotropy(voxel))
+
+            # The image is shown at its voxel size, and the labels will be too.
+            layer.scale = (*layer.scale[:-3], *voxel)
+        else:
+            if self.form.scope.value == SCOPES[0] and view.stack_shape:
+                planes = [plane_at(layer.world_to_data(self.viewer.dims.point),
+                                   view.stack_shape)]
+            else:
+                planes = list(range(view.n_planes))
+
+            def work():
+                preload_labels_display()
+                return segment_planes(predictor, view, planes, thresholds,
+                                      self._cancel.is_set, self._relay.tick.emit, diameter)
 
         self._cancel.clear()
         self._started = time.perf_counter()
@@ -201,12 +217,14 @@ class SegmentWidget(QWidget):
             STATE_KEY: state,
             "unetseg_axes": view.label_axes,
             "unetseg_provenance": {"model": state.model, "thresholds": state.thresholds,
-                                   "source": image_layer.name},
+                                   "source": image_layer.name, "mode": state.stack_mode,
+                                   "track": state.track},
         }
         existing = self.viewer.layers[name] if name in self.viewer.layers else None
         if existing is not None and existing.data.shape == labels.shape:
             labels = state.carry_over(existing.metadata.get(STATE_KEY), labels)
             existing.metadata.update(metadata)
+            existing.scale = image_layer.scale[-len(view.label_shape):]
             self.watershed.labels_layer = existing
         else:
             n = len(view.label_shape)

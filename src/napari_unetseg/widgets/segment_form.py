@@ -7,16 +7,37 @@ from .session import ImageView
 
 SCOPES = ("Current plane", "Whole stack")
 STACK_MODES = {
-    "2d": "Each plane on its own, with its own ids",
+    "3d": "One id per nucleus: the model's maps from XY, XZ and YZ views (stretched by the "
+          "voxel size) are averaged and one 3D watershed separates the nuclei (the most "
+          "accurate; the whole stack)",
     "stitch": "One id per nucleus through Z: each plane's objects are linked with the "
               "overlapping objects of the plane above (IoU 0.25 or more)",
+    "2d": "Each plane on its own, with its own ids (planes that are not one volume)",
 }
+VOXEL_TIP = ("Voxel size in µm (Z step, then Y and X pixel size), read from the image's file "
+             "or its layer scale when they record one. Its Z / XY ratio stretches the XZ and "
+             "YZ views of the 3d mode; the image and labels layers are scaled with it.")
 DIAMETER_TIP = (
     "Typical nucleus diameter in pixels. 'auto' estimates it for each image (a stack: on "
     "its middle plane); the image is rescaled so that its nuclei have the size the model "
     "was trained at, and the labels come back on the image's own pixels. Type a value when "
     "the estimate is off."
 )
+
+
+def layer_voxel_size(layer) -> tuple[float, float, float]:
+    """The voxel size of an image layer: its scale when set, else its file's, else 1."""
+    from pathlib import Path
+
+    from napari_unetseg.core.io import read_voxel_size
+
+    # napari leaves an RGB layer's colour axis out of its dimensions and scale.
+    scale = [float(v) for v in layer.scale[-3:]] if layer.ndim >= 3 else []
+    if len(scale) == 3 and any(abs(v - 1) > 1e-9 for v in scale):
+        return tuple(scale)
+    path = getattr(getattr(layer, "source", None), "path", None)
+    found = read_voxel_size(Path(path)) if path else None
+    return found or (1.0, 1.0, 1.0)
 
 
 class SegmentForm:
@@ -30,8 +51,15 @@ class SegmentForm:
         self.scope = ComboBox(label="Planes", choices=SCOPES,
                               tooltip="For stacks: the plane on screen, or every plane")
         self.stack_mode = ComboBox(
-            label="Through Z", choices=list(STACK_MODES), value="2d",
+            label="Through Z", choices=list(STACK_MODES), value="3d",
             tooltip="\n".join(f"{k}: {v}" for k, v in STACK_MODES.items()))
+        self.voxel = [FloatSpinBox(min=0.001, max=1000.0, step=0.1, value=1.0,
+                                   tooltip=VOXEL_TIP) for _ in "ZYX"]
+        for box in self.voxel:
+            box.native.setDecimals(3)
+        self.voxel_row = Container(layout="horizontal", widgets=self.voxel,
+                                   label="Voxel Z, Y, X (µm)", labels=False)
+        self.voxel_row.margins = (0, 0, 0, 0)
         self.track = CheckBox(text="Link ids over time",
                               tooltip="Each object keeps the id of the object it overlaps "
                                       "most in the previous frame")
@@ -41,8 +69,10 @@ class SegmentForm:
         self.diameter_box.native.setSuffix(" px")
         self.show_maps = CheckBox(text="Also show probability maps")
         self.container = Container(widgets=[self.image_picker, self.scope, self.stack_mode,
-                                            self.track, self.diameter_box, self.show_maps])
-        self.image_picker.changed.connect(lambda _: self.update_stack_controls())
+                                            self.voxel_row, self.track, self.diameter_box,
+                                            self.show_maps])
+        self.stack_mode.changed.connect(lambda _: self.update_stack_controls())
+        self.image_picker.changed.connect(lambda _: self._image_changed())
 
     @property
     def native(self):
@@ -62,15 +92,34 @@ class SegmentForm:
         except ValueError:
             return None
 
+    def _image_changed(self) -> None:
+        self.update_stack_controls()
+        layer = self.image_picker.value
+        if layer is not None:
+            self.set_voxel_size(layer_voxel_size(layer))
+
     def update_stack_controls(self) -> None:
-        """The stack choices only mean something for stacks."""
+        """The stack choices only mean something for stacks; 3d always takes all planes."""
         view = self.view()
         stack = bool(view is not None and view.stack_shape)
-        self.scope.enabled = stack
-        self.scope.tooltip = ("For stacks: the plane on screen, or every plane" if stack
+        whole = stack and self.stack_mode.value == "3d"
+        self.scope.enabled = stack and not whole
+        self.scope.tooltip = ("3d segments the whole stack" if whole else
+                              "For stacks: the plane on screen, or every plane" if stack
                               else "The chosen image is a single plane")
         self.stack_mode.visible = stack
-        self.track.visible = stack
+        self.voxel_row.visible = stack
+        # One extra axis is Z for 3d (nothing to link over time), time otherwise.
+        self.track.visible = stack and not (whole and len(view.stack_shape) == 1)
+
+    def voxel_size(self) -> tuple[float, float, float]:
+        """The voxel size (Z, Y, X) in µm in the boxes."""
+        z, y, x = (float(b.value) for b in self.voxel)
+        return z, y, x
+
+    def set_voxel_size(self, zyx) -> None:
+        for box, v in zip(self.voxel, zyx):
+            box.value = float(v)
 
     def diameter(self) -> float | None:
         """The nucleus diameter typed in (px), or None for automatic."""
@@ -80,6 +129,10 @@ class SegmentForm:
     def linking(self, view: ImageView) -> dict:
         """How the run links ids: ``stack_mode`` and ``track`` of a SegmentationState."""
         stack = bool(view.stack_shape)
+        if stack and self.stack_mode.value == "3d":
+            # Each time point is one 3D volume; only a TZYX image has time to link over.
+            return {"stack_mode": "3d",
+                    "track": bool(self.track.value and view.label_axes == "TZYX")}
         return {"stack_mode": self.stack_mode.value if stack else "2d",
                 "track": bool(self.track.value and stack)}
 

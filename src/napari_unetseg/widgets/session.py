@@ -79,6 +79,8 @@ class SegmentationState:
         if old is None:
             return labels
         self.edited, self.told_about_edits = old.edited, old.told_about_edits
+        if getattr(self.stack, "volumetric", False) or getattr(old.stack, "volumetric", False):
+            return labels  # 3D runs always cover the whole stack
         n_planes = int(np.prod(self.view_shape[:-2]))
         if not self.stack.stack_shape or len(self.stack.sheds) >= n_planes:
             return labels
@@ -115,6 +117,19 @@ class SegmentationState:
                     region[atom.mask] = True
             else:
                 self.edited[tuple(atom[0])] = True
+
+
+def segment_volumes(predictor, view: ImageView, thresholds, cancel, tick, diameter=None,
+                    anisotropy: float = 1.0):
+    """Worker: 3D segmentation of a ZYX or TZYX image (no Qt, no napari).
+
+    Returns what :func:`segment_planes` returns, with a VolumeSegmentation.
+    """
+    from napari_unetseg.core.volume import segment_volume
+
+    return segment_volume(predictor, np.asarray(view.data), thresholds,
+                          anisotropy=anisotropy, diameter=diameter,
+                          has_time=len(view.stack_shape) == 2, progress=tick, cancel=cancel)
 
 
 def segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick,
@@ -240,6 +255,8 @@ def update_plan(state: SegmentationState, dragging: bool) -> str:
     screen only while a slider is dragged on a stack); ``"plane"``: the plane on screen,
     while dragging on a stack; ``"all"``: everything, on the UI thread.
     """
+    if getattr(state.stack, "volumetric", False):  # one 3D watershed: no plane on its own
+        return "background" if int(np.prod(state.view_shape)) > LIVE_PIXELS else "all"
     stack = bool(state.stack.stack_shape)
     if int(np.prod(state.view_shape[-2:])) > LIVE_PIXELS:
         return "background plane" if dragging and stack else "background"

@@ -94,10 +94,27 @@ class WatershedPanel(QGroupBox):
         if self.labels_layer is None:
             self.set_thresholds(self._defaults)
 
+    def defaults(self, volumetric: bool = False) -> dict | None:
+        """The model's thresholds, or the 3d mode's (a lower seed threshold)."""
+        from napari_unetseg.core.volume import volume_thresholds
+
+        if self._defaults is None:
+            return None
+        return volume_thresholds(self._defaults) if volumetric else dict(self._defaults)
+
+    def follow_mode(self, volumetric: bool) -> None:
+        """Before a run: sliders still at one mode's defaults move to the run's mode's."""
+        if self.defaults() is None:
+            return
+        if self.thresholds() in (self.defaults(False), self.defaults(True)):
+            self.set_thresholds(self.defaults(volumetric))
+
     def reset(self) -> None:
-        """Back to the model's own thresholds, and redo the labels with them."""
-        if self._defaults is not None:
-            self.set_thresholds(self._defaults)
+        """Back to the model's own thresholds (3d: its 3D ones), and redo the labels."""
+        state = self.state()
+        defaults = self.defaults(bool(state and getattr(state.stack, "volumetric", False)))
+        if defaults is not None:
+            self.set_thresholds(defaults)
             self._on_released()
 
     @property
@@ -123,7 +140,12 @@ class WatershedPanel(QGroupBox):
             show_info("Objects you edited by hand are kept; only the rest is recomputed")
         if layer.data is not labels:
             layer.data = labels
-        where = "" if not state.stack.stack_shape else f" in {len(state.stack.sheds)} plane(s)"
+        if getattr(state.stack, "volumetric", False):
+            where = " (3D)"
+        elif state.stack.stack_shape:
+            where = f" in {len(state.stack.sheds)} plane(s)"
+        else:
+            where = ""
         self.count_label.setText(f"{count_objects(labels)} objects{where}")
 
     # ------------------------------------------------------------------ live updates

@@ -1,0 +1,273 @@
+"""Nuclei as 3D objects in Z-stacks, with a 2D model.
+
+The 2D network sees the stack along three directions: XY planes, and XZ and YZ slices
+resampled to square voxels (the Z step is usually 2-4 times the pixel size). The three sets
+of maps are averaged on the stack's own grid and one seeded watershed runs in 3D, so a
+nucleus that spans many planes is one object, and two nuclei touching in Z are separated by
+the border the XZ/YZ views see between them (the idea of Cellpose's 3D mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .postprocess import SeededWatershed, combine_planes
+
+VIEWS = ("xy", "xz", "yz")
+#: How ids run through Z in a stack: per plane, linked by overlap, or 3D objects.
+STACK_MODES = ("2d", "stitch", "3d")
+
+
+#: How much lower the 3d mode's seed threshold is than the model's own (2D) one. Averaged
+#: over three views, a nucleus's seed map peaks lower than in XY alone (a slice near its side
+#: sees little of its core). Chosen on volumes made from training images, not val.txt
+#: (``bench_volumes.py --split train --seed-sweep``; the figures are in the README).
+SEED_OFFSET_3D = 0.2
+
+
+def volume_thresholds(thresholds: dict) -> dict:
+    """The 3d mode's default thresholds from a model's 2D ones (seed threshold lower)."""
+    seed = round(max(0.05, thresholds["seed_threshold"] - SEED_OFFSET_3D), 3)
+    return dict(thresholds, seed_threshold=seed)
+
+
+def stack_mode(mode: str, axes: str) -> str:
+    """The mode for an image with ``axes``: ``auto`` is 3d with a Z axis (the best in
+    benchmarks/bench_volumes.py), else 2d; modes other than 2d need a Z axis."""
+    if mode == "auto":
+        return "3d" if "Z" in axes else "2d"
+    if mode not in STACK_MODES:
+        raise ValueError(f"mode must be auto or one of {STACK_MODES}, got {mode!r}")
+    if mode != "2d" and "Z" not in axes:
+        raise ValueError(f"--mode {mode} needs a Z axis; the image's axes are {axes} "
+                         "(give --axes if Z was taken for T)")
+    return mode
+
+
+def parse_voxel_size(text: str | None) -> tuple[float, float, float] | None:
+    """``"Z,Y,X"`` in µm (or one number for all three) as floats; None for None."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values *= 3
+    if len(values) != 3 or not all(np.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"voxel size must be Z,Y,X in µm (positive numbers), got {text!r}")
+    return tuple(values)
+
+
+def anisotropy(voxel_size: tuple[float, ...] | None) -> float:
+    """Z step / XY pixel size of a (Z, Y, X) voxel size; 1 when unknown."""
+    if not voxel_size:
+        return 1.0
+    z, y, x = voxel_size
+    return float(z / np.sqrt(y * x))
+
+
+def volume_scaling(volume: np.ndarray, normalization: dict):
+    """One intensity scaling for a whole (Z, Y, X[, C]) volume (from up to 16 planes).
+
+    Every slice of every direction is normalized alike: per-slice percentiles would blow
+    up the noise of slices that cut few nuclei.
+    """
+    from .normalize import plane_scaling
+
+    step = max(1, volume.shape[0] // 16)
+    sample = np.asarray(volume[::step])
+    return plane_scaling(sample.reshape(-1, *sample.shape[2:]), normalization)
+
+
+def volume_maps(
+    predictor,
+    volume: np.ndarray,
+    *,
+    anisotropy: float = 1.0,
+    diameter: float | str | None = None,
+    thresholds: dict | None = None,
+    views: tuple[str, ...] = VIEWS,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> tuple[np.ndarray, float, float | None]:
+    """Probability maps (C, Z, Y, X) of a volume, averaged over XY, XZ and YZ views.
+
+    Parameters
+    ----------
+    predictor : Predictor
+        A 2D model.
+    volume : ndarray
+        (Z, Y, X) or (Z, Y, X, C).
+    anisotropy : float
+        Z step / XY pixel size; XZ and YZ slices are stretched by it in Z before the network
+        sees them.
+    diameter : "auto", None or float
+        Nucleus diameter in XY pixels; estimated on the middle plane when not given.
+    thresholds : dict, optional
+        Thresholds for the diameter estimate.
+    views : tuple of str
+        Which of "xy", "xz", "yz" to average.
+    progress, cancel : callable, optional
+        ``progress(done, total)`` per slice; ``cancel()`` is checked between slices.
+
+    Returns
+    -------
+    maps : ndarray, scale : float, diameter : float or None
+        The scale is the XY rescale factor used (see :meth:`Predictor.plane_scale`).
+    """
+    from .inference import Cancelled
+    from .resample import resize_maps, resize_plane
+
+    volume = np.asarray(volume)
+    if volume.ndim not in (3, 4) or anisotropy <= 0:
+        raise ValueError(f"a volume is (Z, Y, X[, C]) with a positive anisotropy; got shape "
+                         f"{volume.shape}, anisotropy {anisotropy}")
+    unknown = set(views) - set(VIEWS)
+    if unknown or not views:
+        raise ValueError(f"views must be some of {VIEWS}, got {views}")
+    nz, ny, nx = volume.shape[:3]
+    scaling = volume_scaling(volume, predictor.normalization)
+    scale, d = predictor.plane_scale(volume[nz // 2], diameter, thresholds=thresholds,
+                                     scaling=scaling, cancel=cancel)
+    out = np.zeros((predictor.n_outputs, nz, ny, nx), np.float32)
+    sizes = {"xy": nz, "xz": ny, "yz": nx}
+    total, done = sum(sizes[v] for v in views), 0
+    z_size = max(1, int(round(nz * anisotropy * scale)))
+    for view in views:
+        for i in range(sizes[view]):
+            if cancel is not None and cancel():
+                raise Cancelled("cancelled")
+            if view == "xy":
+                out[:, i] += predictor.predict_plane(volume[i], scale=scale, scaling=scaling)
+            else:
+                cut = volume[:, i] if view == "xz" else volume[:, :, i]
+                n = cut.shape[1]
+                stretched = resize_plane(cut, (z_size, max(1, int(round(n * scale)))))
+                maps = predictor.predict_plane(stretched, scaling=scaling)
+                back = resize_maps(maps, (nz, n))
+                if view == "xz":
+                    out[:, :, i] += back
+                else:
+                    out[:, :, :, i] += back
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    out /= len(views)
+    return out, scale, d
+
+
+def min_volume(min_size: float, anisotropy: float, scale: float) -> int:
+    """The 3D size filter (voxels) matching a 2D one (``min_size``, px² at model scale).
+
+    A nucleus whose section has the area ``min_size`` is taken as a ball of that radius,
+    measured in the stack's voxels (fewer in Z by ``anisotropy``, fewer in XY by ``scale``).
+    """
+    r = np.sqrt(max(float(min_size), 0.0) / np.pi)
+    return int(round(4 / 3 * np.pi * r**3 / anisotropy / scale**3))
+
+
+class VolumeSegmentation:
+    """Maps and cached 3D watersheds of a stack (ZYX) or of each frame of a TZYX stack.
+
+    The same interface as :class:`.postprocess.StackSegmentation` for the panels:
+    ``stack_labels`` gives labels with ids unique over the whole stack, one id per nucleus
+    through Z.
+
+    Parameters
+    ----------
+    targets : str
+    stack_shape : tuple of int
+        Leading shape of the image: ``(Z,)`` or ``(T, Z)``.
+    anisotropy : float
+        Z step / XY pixel size the maps were predicted with.
+    """
+
+    volumetric = True
+
+    def __init__(self, targets: str, stack_shape: tuple[int, ...], anisotropy: float = 1.0):
+        if len(stack_shape) not in (1, 2):
+            raise ValueError(f"3D segmentation needs a Z axis; got stack shape {stack_shape}")
+        self.targets = targets
+        self.stack_shape = tuple(stack_shape)
+        self.anisotropy = float(anisotropy)
+        #: Per frame (0 for a single volume): SeededWatershed, (C, Z, Y, X) maps, XY scale.
+        self.sheds: dict[int, SeededWatershed] = {}
+        self.maps: dict[int, np.ndarray] = {}
+        self.scales: dict[int, float] = {}
+
+    @property
+    def n_frames(self) -> int:
+        return self.stack_shape[0] if len(self.stack_shape) == 2 else 1
+
+    def add_frame(self, t: int, maps: np.ndarray, scale: float = 1.0) -> None:
+        """Store the (C, Z, Y, X) maps of frame ``t`` (0 for a single volume)."""
+        self.maps[t], self.scales[t] = maps, scale
+        self.sheds[t] = SeededWatershed(maps, self.targets)
+
+    def frame_labels(self, t: int, thresholds: dict) -> np.ndarray:
+        """Labels 1..n of one frame's volume."""
+        size = min_volume(thresholds["min_size"], self.anisotropy, self.scales.get(t, 1.0))
+        return self.sheds[t].labels(thresholds["mask_threshold"],
+                                    thresholds["seed_threshold"], size)
+
+    def stack_labels(self, thresholds: dict, shape: tuple[int, ...]) -> np.ndarray:
+        """Labels of every frame, ids unique across frames (uint16, or uint32)."""
+        per_frame = (self.frame_labels(t, thresholds) if t in self.sheds else None
+                     for t in range(self.n_frames))
+        return combine_planes(per_frame, (self.n_frames, *shape[-3:])).reshape(shape)
+
+    def channel(self, c: int, shape: tuple[int, ...]) -> np.ndarray:
+        """Map channel ``c`` of the whole stack, ``shape`` (0 in frames not segmented)."""
+        out = np.zeros((self.n_frames, *shape[-3:]), np.float32)
+        for t, m in self.maps.items():
+            out[t] = m[c]
+        return out.reshape(shape)
+
+    def seed_map(self, plane: int) -> np.ndarray | None:
+        """The seed map of one plane (flat index over the leading axes), or None."""
+        t, z = divmod(plane, self.stack_shape[-1])
+        shed = self.sheds.get(t)
+        return None if shed is None else shed.seed_map[z]
+
+
+def segment_volume(
+    predictor,
+    image: np.ndarray,
+    thresholds: dict,
+    *,
+    anisotropy: float = 1.0,
+    diameter: float | str | None = None,
+    has_time: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+):
+    """3D segmentation of a ZYX (or TZYX with ``has_time``) stack, channels last if any.
+
+    Returns
+    -------
+    (VolumeSegmentation, labels, diameter)
+        Labels have the stack's shape without channels; the diameter is the first frame's.
+    """
+    image = np.asarray(image)
+    frames = image if has_time else image[None]
+    n_space = 3 + int(frames.ndim == 5)
+    if frames.ndim - 1 != n_space:
+        raise ValueError(f"expected a {'TZYX' if has_time else 'ZYX'} stack (channels last "
+                         f"if any), got shape {image.shape}")
+    stack_shape = frames.shape[:2] if has_time else frames.shape[1:2]
+    seg = VolumeSegmentation(predictor.targets, tuple(stack_shape), anisotropy)
+    first_d = None
+    for t, vol in enumerate(frames):
+        def tick(done, total, t=t):
+            if progress is not None:
+                progress(t * total + done, len(frames) * total)
+
+        maps, scale, d = volume_maps(predictor, vol, anisotropy=anisotropy, diameter=diameter,
+                                     thresholds=thresholds, progress=tick, cancel=cancel)
+        seg.add_frame(t, maps, scale)
+        first_d = d if t == 0 else first_d
+    shape = (*stack_shape, *frames.shape[2:4])
+    return seg, seg.stack_labels(thresholds, shape), first_d

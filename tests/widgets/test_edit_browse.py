@@ -198,3 +198,27 @@ def test_export_without_browsing_uses_the_selected_labels(make_napari_viewer, tm
     assert np.array_equal(tifffile.imread(tmp_path / "mine.tif"), labels)
     rows = list(csv.DictReader(open(tmp_path / "mine.csv")))
     assert rows[0]["image"] == "tissue_stained" and rows[0]["mean_intensity"] != ""
+
+
+def test_split_acts_on_a_whole_3d_object_of_a_labels_file(make_napari_viewer, tmp_path):
+    # 3D labels written by unetseg (mode 3d) opened in napari: Split cuts the object
+    # through all its planes, with one new id.
+    from napari_unetseg.core.io import write_label_tiff
+    from tests.conftest import two_touching_discs
+
+    merged = (two_touching_discs() > 0).astype(np.uint16)
+    volume = np.zeros((6, *merged.shape), np.uint16)
+    volume[1:5] = merged * 4
+    write_label_tiff(tmp_path / "cells.tif", volume, axes="ZYX", voxel_size=(2, 0.5, 0.5),
+                     provenance={"mode": "3d"})
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(tmp_path / "cells.tif"), plugin="napari-unetseg")
+    assert tuple(layer.scale) == (2.0, 0.5, 0.5)
+    widget = EditWidget(viewer)
+    widget.layer_picker.value = layer
+    widget.toggle(4)
+    widget.split_button.click()
+    assert set(np.unique(layer.data)) == {0, 4, 5}
+    assert all(set(np.unique(layer.data[z])) == {0, 4, 5} for z in range(1, 5))
+    layer.undo()
+    assert np.array_equal(layer.data, volume)

@@ -198,7 +198,11 @@ class EditWidget(QWidget):
         if not self._need_selection(1):
             return
         state = self.layer.metadata.get(STATE_KEY)
-        through_z = state is not None and state.stack_mode != "2d"
+        # Ids are 3D objects when the segment panel linked them through Z, or when the file
+        # read back says so (its provenance records the mode).
+        provenance = self.layer.metadata.get("unetseg_provenance") or {}
+        mode = state.stack_mode if state is not None else provenance.get("mode", "2d")
+        through_z = mode != "2d" and "Z" in (self.layer.metadata.get("unetseg_axes") or "ZYX")
 
         def seed_map_of(plane: int):
             return None if state is None else state.stack.seed_map(plane)

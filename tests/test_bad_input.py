@@ -294,7 +294,7 @@ def test_a_failed_maps_write_leaves_no_truncated_file(tmp_path, monkeypatch):
     # would take for a finished one.
     import tifffile as tf
 
-    from napari_unetseg import cli
+    from napari_unetseg.core import writers
 
     def fail_midway(path, *a, **k):
         open(path, "wb").write(b"partial")
@@ -302,7 +302,7 @@ def test_a_failed_maps_write_leaves_no_truncated_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tf, "imwrite", fail_midway)
     with pytest.raises(OSError):
-        cli._write_maps(tmp_path / "x_maps.tif", np.zeros((2, 8, 8), np.float32), "YX", False)
+        writers.write_maps(tmp_path / "x_maps.tif", np.zeros((2, 8, 8), np.float32), "YX", False)
     assert list(tmp_path.iterdir()) == []
 
 

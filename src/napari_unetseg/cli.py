@@ -112,12 +112,15 @@ def _cmd_evaluate(args) -> int:
 
 def _collect_inputs(inputs: list[str]) -> list[Path]:
     """Image files named or found in folders; label TIFFs written by unetseg are skipped."""
+    from napari_unetseg.core.batch import is_zarr
     from napari_unetseg.core.io import is_label_tiff, list_images
 
     files: list[Path] = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        if is_zarr(p):  # an OME-Zarr image is a folder, and one input
+            files.append(p)
+        elif p.is_dir():
             found = list_images(p)
             labels = [f for f in found if is_label_tiff(f)]
             if labels:
@@ -137,11 +140,15 @@ def _collect_inputs(inputs: list[str]) -> list[Path]:
 def _check_outputs(files: list[Path], out_dir: Path) -> None:
     """Refuse output plans that would lose data: two inputs writing one file, or an output
     file that is one of the inputs."""
+    from napari_unetseg.core.batch import is_zarr
+
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} is a file; give a folder for the label files")
     seen: dict[str, Path] = {}
     inputs = {f.resolve() for f in files}
     for f in files:
+        if is_zarr(f):
+            continue  # its labels go inside it
         target = out_dir / f"{f.stem}.tif"
         if f.stem in seen:
             raise UserError(f"{seen[f.stem]} and {f} would both be written to {target}; "
@@ -164,28 +171,12 @@ def _check_thresholds(args) -> None:
 
 
 def _cmd_predict(args) -> int:
-    import numpy as np
     from tqdm.auto import tqdm
 
+    from napari_unetseg.core.batch import ModelSpec, PredictJob, run_batch
     from napari_unetseg.core.diameter import parse_diameter
-    from napari_unetseg.core.inference import Predictor, check_axes
-    from napari_unetseg.core.io import (
-        ImageReadError,
-        is_label_tiff,
-        read_image_with_axes,
-        read_voxel_size,
-        write_label_tiff,
-    )
-    from napari_unetseg.core.pipeline import segment_image
-    from napari_unetseg.core.postprocess import watershed_from_maps
-    from napari_unetseg.core.stacks import link_stack
-    from napari_unetseg.core.volume import (
-        anisotropy,
-        parse_voxel_size,
-        segment_volume,
-        stack_mode,
-        volume_thresholds,
-    )
+    from napari_unetseg.core.inference import Predictor
+    from napari_unetseg.core.volume import parse_voxel_size
 
     _check_thresholds(args)
     parse_diameter(args.diameter)
@@ -193,6 +184,10 @@ def _cmd_predict(args) -> int:
     if args.mode == "3d" and args.tta:
         raise UserError("--tta is not available with --mode 3d (it already averages three "
                         "views)")
+    if args.workers < 1:
+        raise UserError(f"--workers must be 1 or more, got {args.workers}")
+    if args.block is not None and (args.block < 256 or args.block % 16):
+        raise UserError(f"--block must be a multiple of 16, at least 256, got {args.block}")
     files = _collect_inputs(args.inputs)
     if not files:
         raise UserError("no input images")
@@ -204,115 +199,63 @@ def _cmd_predict(args) -> int:
         raise UserError(f"cannot create --out folder {out_dir}: {exc.strerror}") from None
     if not os.access(out_dir, os.W_OK):
         raise UserError(f"--out folder {out_dir} is not writable")
+    # Loaded here first: a bad checkpoint is one line before any work is sent anywhere.
     predictor = Predictor(args.model, args.device, precision=args.precision,
                           trust_code=args.trust_code)
-    thresholds = dict(predictor.thresholds)
-    for key in ("mask_threshold", "seed_threshold", "min_size"):
-        if getattr(args, key) is not None:
-            thresholds[key] = getattr(args, key)
+    overrides = tuple((k, getattr(args, k)) for k in ("mask_threshold", "seed_threshold",
+                                                      "min_size") if getattr(args, k) is not None)
     print(f"model {args.model} on {predictor.device} ({predictor.backend}); thresholds "
-          f"{thresholds}", file=sys.stderr)
-    base_thresholds = thresholds
-    failures = 0
-    for path in tqdm(files, desc="images", unit="image", disable=args.quiet):
-        target = out_dir / f"{path.stem}.tif"
-        if target.exists() and not args.overwrite:
-            tqdm.write(f"skipped {path.name}: {target} exists (use --overwrite)", file=sys.stderr)
-            continue
-        if target.exists() and not is_label_tiff(target):
-            # --overwrite replaces label files only, never an image or anything else.
-            failures += 1
-            tqdm.write(f"unetseg predict: {target} exists and is not a label file written by "
-                       "unetseg; not replaced", file=sys.stderr)
-            continue
-        try:
-            image, file_axes = read_image_with_axes(path)
-            axes = check_axes(image.shape, args.axes or file_axes)
-            mode = stack_mode(args.mode, axes)
-            thresholds = base_thresholds
-            voxel = voxel_size or read_voxel_size(path)
-            bar = None
+          f"{dict(predictor.thresholds, **dict(overrides))}", file=sys.stderr)
+    job = PredictJob(
+        model=ModelSpec(str(args.model), args.device, args.precision, args.trust_code),
+        thresholds=overrides, axes=args.axes, tile=args.tile, tta=args.tta,
+        diameter=args.diameter, mode=args.mode, stitch_iou=args.stitch_iou, track=args.track,
+        voxel_size=voxel_size, save_maps=args.save_maps, overwrite=args.overwrite,
+        block=args.block)
+    from napari_unetseg.core.batch import _LOADED
 
-            def progress(done, total, _path=path):
-                nonlocal bar
-                if total > 4 and not args.quiet:
-                    if bar is None:
-                        bar = tqdm(total=total, desc=_path.name, unit="tile", leave=False)
-                    bar.n = done
-                    bar.refresh()
+    _LOADED[job.model] = predictor  # this process's tasks use the model just loaded
+    bar = tqdm(total=len(files), desc="images", unit="image", disable=args.quiet)
 
-            if mode == "3d":
-                if args.seed_threshold is None:
-                    thresholds = volume_thresholds(base_thresholds)
-                seg, labels, _ = segment_volume(
-                    predictor, image, thresholds, anisotropy=anisotropy(voxel),
-                    diameter=args.diameter, has_time="T" in axes, progress=progress)
-                maps = np.stack([seg.channel(c, axes.replace("C", "")) for c in
-                                 range(predictor.n_outputs)]) if args.save_maps else None
-            elif args.save_maps:
-                info: dict = {}
-                maps = predictor.predict(image, axes=axes, tile=args.tile, tta=args.tta,
-                                         progress=progress, diameter=args.diameter, info=info)
-                # min_size is an area at the model's scale (one scale per image here: the
-                # median of its planes').
-                scale = float(np.median(info["scales"]))
-                labels = watershed_from_maps(
-                    maps, predictor.targets, **dict(
-                        thresholds, min_size=int(round(thresholds["min_size"] / scale**2))))
-            else:
-                # Bounded memory: large planes are segmented band by band.
-                labels = segment_image(predictor, image, thresholds, axes=axes,
-                                       tile=args.tile, tta=args.tta, progress=progress,
-                                       diameter=args.diameter)
-            del image
-            if bar is not None:
-                bar.close()
-        except (ImageReadError, ValueError) as exc:
-            failures += 1
-            where = "" if str(exc).startswith(str(path)) else f"{path}: "
-            tqdm.write(f"unetseg predict: {where}{exc}", file=sys.stderr)
-            continue
-        label_axes = axes.replace("C", "")
-        if mode == "stitch" or args.track:
-            labels = link_stack(labels, label_axes, stitch=mode == "stitch",
-                                track=args.track, iou_threshold=args.stitch_iou)
-        provenance = {"model": str(args.model), "thresholds": thresholds, "source": path.name,
-                      "tta": args.tta, "mode": mode, "track": args.track,
-                      **({"voxel_size_um": list(voxel)} if voxel else {})}
-        try:
-            write_label_tiff(target, labels, axes=label_axes, provenance=provenance,
-                             overwrite=args.overwrite, voxel_size=voxel)
-        except OSError as exc:
-            # Disk full, permissions: nothing half-written is left (atomic writes); later
-            # images would fail the same way.
-            raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
-        if args.save_maps:
-            _write_maps(out_dir / f"{path.stem}_maps.tif", maps, label_axes, args.overwrite)
+    def report(record, done, total):
+        bar.update(1)
+        if record["status"] == "skipped":
+            tqdm.write(f"skipped {Path(record['image']).name}: {record['message']}",
+                       file=sys.stderr)
+        elif record["status"] == "failed":
+            tqdm.write(f"unetseg predict: {record['message']}", file=sys.stderr)
+
+    def tile_progress(path):
+        inner = None
+
+        def progress(done, total):
+            nonlocal inner
+            if total > 4 and not args.quiet:
+                if inner is None:
+                    inner = tqdm(total=total, desc=path.name, unit="tile", leave=False)
+                inner.n = done
+                inner.refresh()
+                if done >= total:
+                    inner.close()
+
+        return progress
+
+    from napari_unetseg.core.batch import OutputError
+
+    try:
+        records = run_batch(job, files, out_dir, workers=args.workers, scheduler=args.scheduler,
+                            progress=report, tile_progress=tile_progress)
+    except OutputError as exc:
+        # Disk full, permissions: nothing half-written is left (atomic writes); later
+        # images would fail the same way.
+        raise UserError(str(exc)) from None
+    finally:
+        bar.close()
+    failures = sum(r["status"] == "failed" for r in records)
     if failures:
         print(f"unetseg predict: {failures} of {len(files)} input(s) failed", file=sys.stderr)
         return 1
     return 0
-
-
-def _write_maps(path: Path, maps, axes: str, overwrite: bool) -> None:
-    """Probability maps as a float32 ImageJ hyperstack (channels = target maps)."""
-    import numpy as np
-    import tifffile
-
-    if path.exists() and not overwrite:
-        return
-    # ImageJ wants TZCYX order: move the channel axis just before Y.
-    data = np.moveaxis(maps, 0, -3)
-    ij_axes = axes[:-2] + "CYX"
-    # Atomic: a full disk or Ctrl-C leaves no truncated file that a rerun would skip.
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tifffile.imwrite(tmp, data.astype(np.float32), imagej=True,
-                         metadata={"axes": ij_axes}, compression="zlib")
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _middle_plane(path):
@@ -423,8 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trust-code", action="store_true",
                    help="let a checkpoint build its encoder by calling a function it names "
                         "(only for files from people you trust)")
-    s.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    s.add_argument("--out", required=True, help="output folder (one <stem>.tif per input)")
+    s.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files, folders of images, or OME-Zarr images (.zarr)")
+    s.add_argument("--out", required=True, help="output folder (one <stem>.tif per input; "
+                   "OME-Zarr inputs get their labels in <input>/labels/unetseg)")
     s.add_argument("--model", default="default", help="'default' or a checkpoint file")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     s.add_argument("--tile", type=int, default=DEFAULT_TILE,
@@ -452,6 +397,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "most in the previous frame")
     s.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
     s.add_argument("--save-maps", action="store_true", help="also write <stem>_maps.tif")
+    s.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="segment images in N worker processes (a local Dask cluster; needs "
+                        "the 'distributed' extra)")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="send the work to a running Dask scheduler, e.g. tcp://host:8786 "
+                        "(its workers need this package and read the same paths)")
+    s.add_argument("--block", type=int, metavar="PX",
+                   help="segment 2D images block by block (PX² blocks, objects stitched "
+                        "across them): bounded memory for huge images; OME-Zarr inputs and "
+                        "TIFFs over 2 GB always go this way (blocks of 2048)")
     s.add_argument("--overwrite", action="store_true", help="replace existing label files")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"],

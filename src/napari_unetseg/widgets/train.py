@@ -8,6 +8,7 @@ The work is :func:`napari_unetseg.core.finetune.fine_tune`, in a worker thread.
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import threading
 from pathlib import Path
 
@@ -313,6 +314,12 @@ class TrainWidget(QWidget):
         self.status.setText(f"Training on {len(pairs) - hold} image(s) from {Path(base).name}"
                             + (f", holding out {pairs[-1].name}" if hold else "") + "…")
         self._pbar = progress(total=0, desc="Training on corrected labels")
+        # Python's full garbage collections stop every thread, the UI's too. Building the
+        # model makes the training thread run one, which walked all of napari's ~650 000
+        # objects for 0.3-0.5 s (gc callbacks in bench_ui_stall.py). Objects alive now are
+        # long-lived (modules, functions, layers): frozen, later collections skip them.
+        # They stay frozen: unfreezing hands the same pause to the next collection.
+        gc.freeze()
         self._worker = start_worker(self, lambda: fine_tune(base, pairs, out, **kwargs),
                                     returned=self._on_done, errored=self._on_error,
                                     finished=self._on_finished)

@@ -37,7 +37,7 @@ CHOSEN = "effnet_lite0_channels_last_compiled (unetseg train --compile): ImageNe
 def main():
     from napari_unetseg.core import build_model
     from napari_unetseg.core.data import CropSampler, find_pairs, load_samples, read_id_list
-    from napari_unetseg.core.train import loss_fn
+    from napari_unetseg.core.loss import segmentation_loss
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=6)
@@ -62,7 +62,7 @@ def main():
         if cl:
             x = x.contiguous(memory_format=torch.channels_last)
         opt.zero_grad()
-        loss_fn(m(x), y, w, "mask_border").backward()
+        segmentation_loss(m(x), y, w, "mask_border").backward()
         opt.step()
 
     for name, s in setups.items():

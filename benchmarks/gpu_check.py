@@ -134,9 +134,9 @@ def training_check(device, quick: bool, data: Path | None) -> tuple[dict, dict]:
     import torch
 
     from napari_unetseg.core.data import CropSampler, find_pairs, load_samples
+    from napari_unetseg.core.loss import segmentation_loss
     from napari_unetseg.core.model import build_model
     from napari_unetseg.core.normalize import DEFAULT_NORMALIZATION
-    from napari_unetseg.core.train import loss_fn
 
     if data is not None and (data / "images").is_dir():
         pairs = find_pairs(data / "images", data / "labels")[:64]
@@ -159,7 +159,7 @@ def training_check(device, quick: bool, data: Path | None) -> tuple[dict, dict]:
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(x)
-        loss = loss_fn(logits.float(), y, w, "mask_border")
+        loss = segmentation_loss(logits.float(), y, w, "mask_border")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

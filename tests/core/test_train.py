@@ -2,8 +2,8 @@ import pytest
 
 from napari_unetseg.core.data import CropSampler, make_sample
 from napari_unetseg.core.io import read_image, read_labels
+from napari_unetseg.core.loss import segmentation_loss
 from napari_unetseg.core.normalize import DEFAULT_NORMALIZATION
-from napari_unetseg.core.train import loss_fn
 from napari_unetseg.core.validation import predict_maps
 
 from ..conftest import SAMPLES
@@ -28,7 +28,7 @@ def test_weighted_training_finds_the_nuclei_without_painting_background(targets)
     model.train()
     for _ in range(60):
         x, y, w = sampler.batch([0] * 4)
-        loss = loss_fn(model(x), y, w, targets)
+        loss = segmentation_loss(model(x), y, w, targets)
         opt.zero_grad()
         loss.backward()
         opt.step()

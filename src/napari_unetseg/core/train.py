@@ -16,7 +16,7 @@ import numpy as np
 
 from .data import CropSampler, load_pair, load_samples, style_balanced_weights
 from .diameter import DEFAULT_CANONICAL_DIAMETER, median_diameter
-from .modes import target_mode
+from .loss import segmentation_loss
 from .targets import DEFAULT_BORDER_WIDTH
 from .validation import predict_maps, score_maps
 
@@ -67,33 +67,6 @@ class TrainConfig:
     freeze_encoder: bool = False
     #: Write ``<out>.resume.pt`` (weights and optimizer) after every epoch, for ``resume``.
     save_resume_state: bool = True
-
-
-def loss_fn(logits, target, weights, targets: str):
-    """BCE + soft Dice for sigmoid targets (no Dice on the soft centre distance);
-    (weighted) cross-entropy + soft Dice for ``three_class``.
-
-    The Dice term balances the classes for the batch as a whole; the pixel weights carry only
-    the U-Net gap term. (Balancing each crop by its own class frequencies instead gives
-    foreground weights of 50 and more in sparse crops.)
-    """
-    import torch
-    import torch.nn.functional as F
-
-    mode = target_mode(targets)
-    if mode.activation == "softmax":
-        pixel = F.cross_entropy(logits, target.argmax(1), reduction="none")
-        p = logits.softmax(1)
-    else:
-        pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(1)
-        p = torch.sigmoid(logits)
-    pixel = (pixel * weights).mean() if weights is not None else pixel.mean()
-    # Soft targets (the centre distance) get no Dice: BCE alone is minimal at p = target,
-    # while Dice would push it towards a binary mask.
-    p, target = p[:, : mode.dice_channels], target[:, : mode.dice_channels]
-    inter = (p * target).sum((0, 2, 3))
-    dice = (2 * inter + 1) / (p.sum((0, 2, 3)) + target.sum((0, 2, 3)) + 1)
-    return pixel + (1 - dice).mean()
 
 
 def _lr_factor(progress: float) -> float:
@@ -444,9 +417,9 @@ def _train_epoch(run: _Run, show_progress: bool, on_step, cancel) -> dict:
         if run.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 logits = run.forward(x)
-            loss = loss_fn(logits.float(), y, w, c.targets)
+            loss = segmentation_loss(logits.float(), y, w, c.targets)
         else:
-            loss = loss_fn(run.forward(x), y, w, c.targets)
+            loss = segmentation_loss(run.forward(x), y, w, c.targets)
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
@@ -503,4 +476,4 @@ def _finish_averaging(run: _Run, log) -> dict | None:
     return scores
 
 
-__all__ = ["TrainConfig", "loss_fn", "train"]
+__all__ = ["TrainConfig", "train"]

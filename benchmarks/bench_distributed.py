@@ -38,18 +38,18 @@ def image_folder(root: Path, n: int) -> Path:
 def timed_batch(job, files, out, *, workers: int = 1, scheduler: str | None = None) -> float:
     """Images per second, the workers started and their model loaded beforehand (a
     cluster's start-up is paid once per session, not per batch)."""
-    from napari_unetseg.core.batch import _client, _run_on, loaded, preload, run_batch
+    from napari_unetseg.core.batch import dask_client, loaded, preload, run_batch, run_on_client
 
     if workers <= 1 and scheduler is None:
         loaded(job.model)
         t0 = time.perf_counter()
         records = run_batch(job, files, out)
     else:
-        with _client(workers, scheduler) as client:
+        with dask_client(workers, scheduler) as client:
             client.wait_for_workers(workers, timeout=120)
             client.run(preload, job.model)
             t0 = time.perf_counter()
-            records = _run_on(client, job, files, out, None)
+            records = run_on_client(client, job, files, out, None)
     assert all(r["status"] == "written" for r in records), records
     return round(len(files) / (time.perf_counter() - t0), 2)
 

@@ -173,9 +173,8 @@ def _check_thresholds(args) -> None:
 def _cmd_predict(args) -> int:
     from tqdm.auto import tqdm
 
-    from napari_unetseg.core.batch import ModelSpec, PredictJob, run_batch
+    from napari_unetseg.core.batch import ModelSpec, PredictJob, loaded, run_batch
     from napari_unetseg.core.diameter import parse_diameter
-    from napari_unetseg.core.inference import Predictor
     from napari_unetseg.core.volume import parse_voxel_size
 
     _check_thresholds(args)
@@ -199,22 +198,19 @@ def _cmd_predict(args) -> int:
         raise UserError(f"cannot create --out folder {out_dir}: {exc.strerror}") from None
     if not os.access(out_dir, os.W_OK):
         raise UserError(f"--out folder {out_dir} is not writable")
-    # Loaded here first: a bad checkpoint is one line before any work is sent anywhere.
-    predictor = Predictor(args.model, args.device, precision=args.precision,
-                          trust_code=args.trust_code)
+    spec = ModelSpec(str(args.model), args.device, args.precision, args.trust_code)
+    # Loaded here first (and kept for this process's tasks): a bad checkpoint is one line
+    # before any work is sent anywhere.
+    predictor = loaded(spec)
     overrides = tuple((k, getattr(args, k)) for k in ("mask_threshold", "seed_threshold",
                                                       "min_size") if getattr(args, k) is not None)
     print(f"model {args.model} on {predictor.device} ({predictor.backend}); thresholds "
           f"{dict(predictor.thresholds, **dict(overrides))}", file=sys.stderr)
     job = PredictJob(
-        model=ModelSpec(str(args.model), args.device, args.precision, args.trust_code),
-        thresholds=overrides, axes=args.axes, tile=args.tile, tta=args.tta,
+        model=spec, thresholds=overrides, axes=args.axes, tile=args.tile, tta=args.tta,
         diameter=args.diameter, mode=args.mode, stitch_iou=args.stitch_iou, track=args.track,
         voxel_size=voxel_size, save_maps=args.save_maps, overwrite=args.overwrite,
         block=args.block)
-    from napari_unetseg.core.batch import _LOADED
-
-    _LOADED[job.model] = predictor  # this process's tasks use the model just loaded
     bar = tqdm(total=len(files), desc="images", unit="image", disable=args.quiet)
 
     def report(record, done, total):

@@ -291,11 +291,13 @@ def run_batch(job: PredictJob, files: list, out_dir, *, workers: int = 1,
             if progress is not None:
                 progress(records[-1], k + 1, len(files))
         return records
-    with _client(workers, scheduler) as client:
-        return _run_on(client, job, files, out_dir, progress)
+    with dask_client(workers, scheduler) as client:
+        return run_on_client(client, job, files, out_dir, progress)
 
 
-def _client(workers: int, scheduler: str | None):
+def dask_client(workers: int, scheduler: str | None):
+    """A Dask client for ``scheduler``, or for a new local cluster of ``workers`` processes
+    (closed with the client); use it as a context manager."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -329,7 +331,9 @@ def is_large(path: Path, job: PredictJob) -> bool:
     return is_zarr(path) or bool(job.block) or _too_large(path)
 
 
-def _run_on(client, job: PredictJob, files: list[Path], out_dir, progress) -> list[dict]:
+def run_on_client(client, job: PredictJob, files: list[Path], out_dir,
+                  progress=None) -> list[dict]:
+    """:func:`run_batch` on an existing Dask client (see its parameters)."""
     from distributed import as_completed
 
     records: list = [None] * len(files)

@@ -136,7 +136,7 @@ class LargeImageWidget(QWidget):
         current = seg.model_panel.current if seg is not None else None
         return ModelSpec(str(current or "default"), "cpu")
 
-    def labels_path(self, layer) -> Path | None:
+    def labels_path(self) -> Path | None:
         """The Zarr labels to write: the output box, else None (the image's own group)."""
         text = str(self.output.value or "").strip()
         return Path(text) if text and text != "." else None
@@ -159,7 +159,7 @@ class LargeImageWidget(QWidget):
                        "(segment stacks in the Segment panel)")
             return
         source = image_source_of(layer)
-        labels_path = self.labels_path(layer)
+        labels_path = self.labels_path()
         if labels_path is None and not (isinstance(source, str) and is_zarr(Path(source))):
             show_error("Choose where the labels go (Labels (Zarr)): this image is not an "
                        "OME-Zarr that can hold them")
@@ -268,12 +268,12 @@ class _executor:
         self.client = None
 
     def __enter__(self):
-        from napari_unetseg.core.batch import DaskExecutor, _client
+        from napari_unetseg.core.batch import DaskExecutor, dask_client
         from napari_unetseg.core.blockwise import LocalExecutor
 
         if self.place == PLACES[0] and self.workers <= 1:
             return LocalExecutor(self.cancel)
-        self.client = _client(self.workers, None if self.place == PLACES[0] else self.address)
+        self.client = dask_client(self.workers, None if self.place == PLACES[0] else self.address)
         return DaskExecutor(self.client.__enter__())
 
     def __exit__(self, *exc):

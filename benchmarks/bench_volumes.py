@@ -132,10 +132,11 @@ def main(argv=None):
     pred = Predictor(args.model, "cpu")
     thresholds = dict(pred.thresholds)
     pairs = fluorescence_pairs(args.volumes, pred.normalization, args.split)
-    results = {}
+    results, shapes = {}, set()
     for a in (float(x) for x in args.anisotropy.split(",")):
         vols = [synthetic_volume(lab, img, anisotropy=a, seed=k)
                 for k, (img, lab) in enumerate(pairs)]
+        shapes |= {str(v.shape) for v, _ in vols}
         for mode in args.modes.split(","):
             per, t0 = [], time.perf_counter()
             for volume, gt in vols:
@@ -156,7 +157,7 @@ def main(argv=None):
     shape = tuple(int(x) for x in args.update_shape.split(","))
     print(json.dumps({
         "model": args.model, "backend": pred.backend, "volumes": len(vols),
-        "volume_shapes": sorted({str(v.shape) for v, _ in vols}),
+        "volume_shapes": sorted(shapes),  # both Z steps
         "split": args.split, "thresholds": thresholds,
         "thresholds_3d": volume_thresholds(thresholds), "results": results,
         "bytes_per_voxel_3d": round(peak / volume.size, 1),

@@ -6,6 +6,7 @@ from napari_unetseg.core.augment import (
     degrade_normalized,
     hed_jitter,
     random_colour_transform,
+    restain,
     stain_shift,
 )
 
@@ -32,6 +33,20 @@ def test_stain_shift_is_fixed_by_its_seed_and_changes_colour(tissue):
     a, b = stain_shift(rgb, 0), stain_shift(rgb, 0)
     assert a.dtype == np.uint8 and a.shape == rgb.shape and np.array_equal(a, b)
     assert np.abs(a.astype(int) - rgb).mean() > 5
+
+
+def test_restain_with_the_h_and_e_colours_keeps_the_image_and_new_dyes_recolour_nuclei(tissue):
+    from skimage.color import rgb_from_hed
+
+    image, labels = tissue
+    rgb = image[..., :3]
+    same = restain(rgb, tuple(rgb_from_hed[0]), tuple(rgb_from_hed[1]))
+    assert np.abs(same.astype(int) - rgb).max() <= 2
+    # The default new stain: nuclei green-dark instead of purple (red absorbed, not green).
+    new = restain(rgb).astype(float)
+    nuclei = labels > 0
+    assert new[nuclei][:, 1].mean() > new[nuclei][:, 0].mean() + 10
+    assert rgb[nuclei][:, 1].mean() < rgb[nuclei][:, 0].mean()
 
 
 def test_gray_images_keep_their_pixels_and_degradation_keeps_shape(fluo):

@@ -57,6 +57,8 @@ def test_train_on_saved_labels_writes_and_loads_a_new_model(
     assert (corrected_folder / "mine-2.int8.onnx").exists()
     assert existing.read_text() == "a file the user keeps"
     qtbot.waitUntil(lambda: seg.model_panel.current == str(new), timeout=60_000)
+    # The int8 model (made in a child process) is valid and matches the new checkpoint.
+    assert seg.model_panel.predictor.backend == "onnxruntime-int8"
     from napari_unetseg.core.checkpoint import read_checkpoint_info
 
     prov = read_checkpoint_info(new)["provenance"]

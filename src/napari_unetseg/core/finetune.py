@@ -99,6 +99,7 @@ def fine_tune(
     hold_out: bool | None = None,
     tune_thresholds: bool = True,
     make_int8: bool = True,
+    int8_in_child: bool = False,
     freeze_encoder: bool = FINETUNE_DEFAULTS["freeze_encoder"],
     device: str = "auto",
     on_epoch: Callable[[dict], None] | None = None,
@@ -129,6 +130,9 @@ def fine_tune(
         unseen, so that its before/after scores are honest).
     make_int8 : bool
         Make the int8 CPU model from the user's images.
+    int8_in_child : bool
+        Make it in a child process (:func:`.optimize.make_int8_in_child`), so that a GUI
+        running this in a thread does not pause while the model is exported and quantized.
     freeze_encoder : bool
         Train the decoder only.
     device : str
@@ -144,7 +148,7 @@ def fine_tune(
     """
     from .checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
     from .metrics import image_scores
-    from .optimize import make_int8 as write_int8
+    from .optimize import make_int8, make_int8_in_child
     from .pipeline import segment_image
     from .train import TrainConfig, train
     from .validation import finalize_thresholds
@@ -209,6 +213,7 @@ def fine_tune(
         save_checkpoint(model, out, provenance=prov, thresholds=model.thresholds)
     int8 = None
     if make_int8:
+        write_int8 = make_int8_in_child if int8_in_child else make_int8
         int8, _ = write_int8(out, [p.image for p in pairs], n=min(32, len(pairs)))
     return {
         "checkpoint": str(out),

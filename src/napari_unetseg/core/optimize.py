@@ -373,3 +373,19 @@ def make_int8(checkpoint, images, *, n: int = 32, read=None, out=None,
     out = Path(out) if out else Path(int8_path(src))
     quantize_int8(model, tiles, out, source=src)
     return out, len(tiles)
+
+
+def make_int8_in_child(checkpoint, images, **kwargs):
+    """:func:`make_int8` run in a child process of its own; same arguments and result.
+
+    The ONNX exporter and ONNX Runtime's quantizer hold Python's lock for up to ~0.1 s at a
+    time (stack samples in a copy of benchmarks/bench_ui_stall.py). Run in a thread beside a
+    GUI, they freeze its event loop that long; a child process has its own lock. ``read``,
+    if given, must be picklable (a module-level function).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the caller runs threads (Qt, workers) that a fork would copy mid-step.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(make_int8, str(checkpoint), list(images), **kwargs).result()

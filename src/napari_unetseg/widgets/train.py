@@ -303,6 +303,7 @@ class TrainWidget(QWidget):
         kwargs = dict(minutes=float(self.minutes.value),
                       epochs=int(self.epochs.value) or None, lr=float(self.lr.value),
                       hold_out=hold, tune_thresholds=bool(self.tune.value),
+                      int8_in_child=True,
                       on_epoch=self._relay.epoch.emit, on_step=self._relay.step.emit,
                       cancel=self._cancel.is_set)
         self._cancel.clear()

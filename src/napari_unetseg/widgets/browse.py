@@ -7,7 +7,6 @@ image without labels. Export writes TIFF label stacks and per-object CSV tables.
 
 from __future__ import annotations
 
-import weakref
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .viewer_session import BROWSE, ViewerSession, real_viewer
+
 DONE = "✓ "
 
 
@@ -38,17 +39,13 @@ def default_output(folder: Path) -> Path:
 class BrowseWidget(QWidget):
     """Move through the images of a folder; labels are saved per image as TIFF."""
 
-    # The browser of each viewer, so that the training panel can offer its saved labels.
-    _by_viewer: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-
-    @classmethod
-    def instance_for(cls, viewer) -> BrowseWidget | None:
-        return cls._by_viewer.get(id(viewer))
-
     def __init__(self, napari_viewer):
         super().__init__()
-        self.viewer = napari_viewer
-        BrowseWidget._by_viewer[id(napari_viewer)] = self
+        # The real viewer behind napari's per-panel proxy; the training panel finds this
+        # browser (and its saved labels) through the viewer's session.
+        self.viewer = napari_viewer = real_viewer(napari_viewer)
+        self.session = ViewerSession.of(napari_viewer)
+        self.session.register(BROWSE, self)
         #: The user painted on the current labels (as opposed to a fresh segmentation).
         self.edited = False
         self.images: list[Path] = []
@@ -57,6 +54,9 @@ class BrowseWidget(QWidget):
         self.image_layer = None
         self.labels_layer = None
         self.dirty = False
+        #: After "Segment the remaining images": labels nobody corrected that another model
+        #: made are segmented again with the model in use.
+        self.redo_uncorrected = False
 
         self.folder_edit = QLineEdit()
         self.folder_edit.setPlaceholderText("folder of images")
@@ -212,7 +212,9 @@ class BrowseWidget(QWidget):
         rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
         self.image_layer = self.viewer.add_image(image, name=path.stem, rgb=rgb)
         saved = self.label_path(path)
-        if saved.exists():
+        if saved.exists() and self.auto_check.isChecked() and self._outdated(path):
+            self._segment(path.stem)  # a model's labels, nobody corrected: the new model's
+        elif saved.exists():
             labels, axes, prov = read_label_tiff(saved)
             plane = image.shape[:2] if not rgb or image.ndim == 3 else image.shape[-3:-1]
             if labels.shape[-2:] != tuple(plane):
@@ -234,9 +236,7 @@ class BrowseWidget(QWidget):
     def _segment(self, name: str) -> None:
         from napari.utils.notifications import show_info
 
-        from .segment import SegmentWidget
-
-        seg = SegmentWidget.instance_for(self.viewer)
+        seg = self.session.segment
         if seg is None:
             show_info("Open 'Segment nuclei (U-Net)' to segment images automatically")
             return
@@ -344,15 +344,41 @@ class BrowseWidget(QWidget):
         return out
 
     def segment_remaining(self) -> None:
-        """Go to the first image without saved labels and segment it (then the next ...)."""
+        """Go to the first image without corrected labels and segment it with the model in
+        use; from then on, labels that nobody corrected and that another model made are
+        segmented again as the user moves through the folder."""
         from napari.utils.notifications import show_info
 
-        todo = [i for i, p in enumerate(self.images) if not self.label_path(p).exists()]
+        todo = [i for i, p in enumerate(self.images) if not self._corrected(p)]
         if not todo:
-            show_info("Every image of the folder has saved labels")
+            show_info("Every image of the folder has corrected labels")
             return
         self.auto_check.setChecked(True)
+        self.redo_uncorrected = True
         self.show(todo[0])
+
+    def _corrected(self, image: Path) -> bool:
+        """Saved labels that someone corrected (or that were not made by a model)."""
+        return self._saved_record(image).get("edited_by_hand", False)
+
+    def _saved_record(self, image: Path) -> dict:
+        """The provenance of an image's saved labels ({} without any)."""
+        from napari_unetseg.core.io import read_label_tiff
+
+        path = self.label_path(image)
+        if not path.exists():
+            return {}
+        try:
+            prov = read_label_tiff(path)[2]
+        except (OSError, ValueError):
+            return {"edited_by_hand": True}  # not ours to judge: treat as someone's work
+        return dict(prov, edited_by_hand=prov.get("edited_by_hand", "model" not in prov))
+
+    def _outdated(self, image: Path) -> bool:
+        """Uncorrected labels made by another model than the one in use."""
+        record = self._saved_record(image)
+        return (self.redo_uncorrected and bool(record) and not record["edited_by_hand"]
+                and record.get("model") != self.session.model)
 
     # ------------------------------------------------------------------ export
     def export_current(self, path: str | None = None) -> None:

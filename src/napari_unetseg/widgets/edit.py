@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
 
 from .common import connect_layer_events, follow_layers, layer_picker
 from .session import STATE_KEY
+from .viewer_session import EDIT, ViewerSession, real_viewer
 
 
 class EditWidget(QWidget):
@@ -29,7 +30,9 @@ class EditWidget(QWidget):
 
     def __init__(self, napari_viewer):
         super().__init__()
-        self.viewer = napari_viewer
+        self.viewer = napari_viewer = real_viewer(napari_viewer)
+        self.session = ViewerSession.of(napari_viewer)
+        self.session.register(EDIT, self)
         self.selected: list[int] = []
         self._hooked: set[int] = set()
 

@@ -14,6 +14,7 @@ from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from .common import connect_layer_events, first_line, follow_layers, layer_picker, start_worker
+from .viewer_session import LARGE_IMAGE, ViewerSession, real_viewer
 
 REGIONS = ("Current view", "Whole image")
 PLACES = ("This computer", "Dask scheduler")
@@ -62,7 +63,9 @@ class LargeImageWidget(QWidget):
         from napari.layers import Image
 
         super().__init__()
-        self.viewer = napari_viewer
+        self.viewer = napari_viewer = real_viewer(napari_viewer)
+        self.session = ViewerSession.of(napari_viewer)
+        self.session.register(LARGE_IMAGE, self)
         self._worker = None
         self._cancel = threading.Event()
         self._relay = _Relay()
@@ -130,11 +133,7 @@ class LargeImageWidget(QWidget):
     def _model(self):
         from napari_unetseg.core.batch import ModelSpec
 
-        from .segment import SegmentWidget
-
-        seg = SegmentWidget.instance_for(self.viewer)
-        current = seg.model_panel.current if seg is not None else None
-        return ModelSpec(str(current or "default"), "cpu")
+        return ModelSpec(str(self.session.model), "cpu")
 
     def labels_path(self) -> Path | None:
         """The Zarr labels to write: the output box, else None (the image's own group)."""

@@ -74,7 +74,8 @@ class ModelPanel(QGroupBox):
     model_loaded = Signal(object)
     load_failed = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None, autoload: bool = True):
+    def __init__(self, parent: QWidget | None = None, autoload: bool = True,
+                 model: str = "default"):
         super().__init__("Model", parent)
         self.predictor = None
         self.info: dict = {}
@@ -107,7 +108,7 @@ class ModelPanel(QGroupBox):
         self.browse_button.clicked.connect(self._browse)
         self.device_combo.currentTextChanged.connect(lambda _: self._reload())
         if autoload:
-            self.load("default")
+            self.load(model)
 
     # ------------------------------------------------------------------ helpers
     def _fill_combo(self, select: str | None = None) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
@@ -30,6 +29,7 @@ from .session import (
     segment_planes,
     segment_volumes,
 )
+from .viewer_session import SEGMENT, ViewerSession, real_viewer
 from .watershed_panel import WatershedPanel
 
 
@@ -42,25 +42,20 @@ class _Relay(QObject):
 class SegmentWidget(QWidget):
     """Segment the chosen image layer with a U-Net and tune the watershed live."""
 
-    # The segment widget of each viewer, so that other panels (the folder browser) can
-    # ask it to segment with the model and thresholds the user chose.
-    _by_viewer: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-
-    @classmethod
-    def instance_for(cls, viewer) -> SegmentWidget | None:
-        return cls._by_viewer.get(id(viewer))
-
     def __init__(self, napari_viewer, autoload: bool = True):
         super().__init__()
-        self.viewer = napari_viewer
-        SegmentWidget._by_viewer[id(napari_viewer)] = self
+        # The real viewer, not napari's per-panel proxy: other panels find this one (to
+        # segment with the model and thresholds the user chose) through the session.
+        self.viewer = napari_viewer = real_viewer(napari_viewer)
+        self.session = ViewerSession.of(napari_viewer)
+        self.session.register(SEGMENT, self)
         self._worker = None
         self._cancel = threading.Event()
         self._relay = _Relay()
         self._relay.tick.connect(self._on_tick)
         self._pbar = None
 
-        self.model_panel = ModelPanel(self, autoload=autoload)
+        self.model_panel = ModelPanel(self, autoload=autoload, model=self.session.model)
         self.watershed = WatershedPanel(napari_viewer)
         self.model_panel.model_loaded.connect(self._on_model_loaded)
 
@@ -117,6 +112,7 @@ class SegmentWidget(QWidget):
         return self.watershed.updating
 
     def _on_model_loaded(self, predictor) -> None:
+        self.session.set_model(self.model_panel.current or "default")
         self.watershed.model_loaded(predictor)
         self.form.model_loaded(predictor)
 

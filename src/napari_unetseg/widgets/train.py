@@ -27,7 +27,8 @@ from qtpy.QtWidgets import (
 
 from napari_unetseg.core.finetune import FINETUNE_DEFAULTS
 
-from .common import first_line, start_worker
+from .common import first_line, is_alive, start_worker
+from .viewer_session import TRAIN, ViewerSession, real_viewer
 
 FROM_BROWSER = "Saved labels of the browsed folder"
 FROM_LAYERS = "An image layer and its Labels layer"
@@ -99,7 +100,9 @@ class TrainWidget(QWidget):
         from napari.layers import Image, Labels
 
         super().__init__()
-        self.viewer = napari_viewer
+        self.viewer = napari_viewer = real_viewer(napari_viewer)
+        self.session = ViewerSession.of(napari_viewer)
+        self.session.register(TRAIN, self)
         self._worker = None
         self._cancel = threading.Event()
         self._relay = _Relay()
@@ -172,9 +175,7 @@ class TrainWidget(QWidget):
         layout.addWidget(self.remaining_button)
 
         self.refresh_button.clicked.connect(self.refresh)
-        seg = self._segment_widget()
-        if seg is not None:
-            seg.model_panel.model_loaded.connect(lambda _p: self._show_base())
+        self.session.model_changed.connect(self._on_model_changed)
         self.train_button.clicked.connect(self.train)
         self.cancel_button.clicked.connect(self.cancel)
         self.remaining_button.clicked.connect(self._segment_remaining)
@@ -197,9 +198,11 @@ class TrainWidget(QWidget):
         self.form.reset_choices()
 
     def _browser(self):
-        from .browse import BrowseWidget
+        return self.session.browser
 
-        return BrowseWidget.instance_for(self.viewer)
+    def _on_model_changed(self, _path: str) -> None:
+        if is_alive(self):
+            self._show_base()
 
     def _update_source(self, _=None) -> None:
         browsing = self.source.value == FROM_BROWSER
@@ -231,9 +234,7 @@ class TrainWidget(QWidget):
 
     def base_model(self) -> str:
         """The checkpoint training starts from: the one in use in the Segment panel."""
-        seg = self._segment_widget()
-        return (seg.model_panel.current if seg is not None and seg.model_panel.current
-                else "default")
+        return self.session.model
 
     def _show_base(self) -> None:
         base = self.base_model()
@@ -278,9 +279,7 @@ class TrainWidget(QWidget):
 
     # ------------------------------------------------------------------ running
     def _segment_widget(self):
-        from .segment import SegmentWidget
-
-        return SegmentWidget.instance_for(self.viewer)
+        return self.session.segment
 
     def train(self) -> None:
         """Start fine-tuning in a worker thread."""

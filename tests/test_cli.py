@@ -161,13 +161,16 @@ def test_train_init_fine_tunes_a_checkpoint_with_new_options(tmp_path, tiny_mode
         (labels / f"{i}.tif").symlink_to(SHARED / "labels" / f"{i}.tif")
     out = tmp_path / "tuned.pt"
     r = unetseg("train", "--images", images, "--labels", labels, "--init", tiny_model_path,
-                "--border-width", "4", "--epochs", "1", "--crop", "64", "--batch-size", "2",
-                "--lr", "1e-3", "--out", out)
+                "--epochs", "1", "--batch-size", "2", "--lr", "1e-3", "--out", out)
     assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["steps"] == 32 and summary["epochs"] == 1  # 64 crops per epoch, 2 a step
+    assert len(summary["images"]) == 2 and len(summary["held_out"]) == 1  # the panel's rule
+    assert (tmp_path / "tuned.int8.onnx").exists()  # the panel's int8 model too
     info = json.loads(unetseg("info", out).stdout)
     training = info["provenance"]["training"]
     assert training["init"] == str(tiny_model_path.resolve())
-    assert training["border_width"] == 4
+    assert training["lr"] == 1e-3 and training["batch_size"] == 2
     assert info["config"] == json.loads(unetseg("info", tiny_model_path).stdout)["config"]
     before = torch.load(tiny_model_path, weights_only=False)["state_dict"]
     after = torch.load(out, weights_only=False)["state_dict"]
@@ -315,3 +318,61 @@ def test_predict_a_z_stack_in_3d_calibrated_then_evaluate_on_voxels(tmp_path):
     r = unetseg("predict", SAMPLES / "tissue_stained.png", "--out", tmp_path / "p", "--quiet",
                 "--mode", "3d")
     assert r.returncode == 1 and "--mode 3d needs a Z axis" in r.stderr
+
+
+@pytest.mark.parametrize("n_images", [1, 3])
+def test_train_init_on_a_few_images_trains_like_the_panel(tmp_path, tiny_model_path, n_images):
+    # Fewer images than a batch: every epoch still trains (crops drawn with replacement).
+    import torch
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    from napari_unetseg.core.io import read_image, read_labels
+
+    image = read_image(SAMPLES / "tissue_stained.png")
+    gt = read_labels(SAMPLES / "labels" / "tissue_stained.tif")
+    for i in range(n_images):  # three different 128-row crops of the tissue sample
+        tifffile.imwrite(images / f"t{i}.tif", image[i * 64 : i * 64 + 128])
+        tifffile.imwrite(labels / f"t{i}.tif", gt[i * 64 : i * 64 + 128])
+    out = tmp_path / "ft.pt"
+    r = unetseg("train", "--init", tiny_model_path, "--images", images, "--labels", labels,
+                "--epochs", "1", "--out", out)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["steps"] == 16  # the panel's 64 crops in batches of 4
+    assert len(summary["held_out"]) == (1 if n_images >= 3 else 0)
+    before = torch.load(tiny_model_path, weights_only=True)["state_dict"]
+    after = torch.load(out, weights_only=True)["state_dict"]
+    assert any(not torch.equal(before[k], after[k]) for k in before
+               if before[k].is_floating_point())
+    if n_images == 1:
+        # The same inputs and seed give the same model from Python (the panel's function).
+        from napari_unetseg.core.finetune import TrainingPair, fine_tune
+
+        result = fine_tune(tiny_model_path,
+                           [TrainingPair("t0.tif", read_image(images / "t0.tif"),
+                                         read_labels(labels / "t0.tif"))],
+                           tmp_path / "py.pt", epochs=1, make_int8=False, device="cpu")
+        same = torch.load(result["checkpoint"], weights_only=True)["state_dict"]
+        assert all(torch.allclose(after[k].float(), same[k].float(), atol=1e-5)
+                   for k in after)
+    # Options of training from scratch are refused, not ignored.
+    r = unetseg("train", "--init", tiny_model_path, "--images", images, "--labels", labels,
+                "--epochs", "1", "--border-width", "4", "--out", tmp_path / "x.pt")
+    assert r.returncode == 2 and "--border-width" in r.stderr and not (tmp_path / "x.pt").exists()
+
+
+def test_predict_the_nuclear_channel_of_a_two_channel_tiff(tmp_path):
+    from napari_unetseg.core.io import read_image
+
+    nuclei = read_image(SAMPLES / "tissue_stained.png")[..., 0]
+    path = tmp_path / "cyx.tif"
+    tifffile.imwrite(path, np.stack([255 - nuclei, nuclei // 3]), imagej=True,
+                     metadata={"axes": "CYX"})
+    r = unetseg("predict", path, "--out", tmp_path / "out", "--channel", "1", "--quiet")
+    assert r.returncode == 0, r.stderr
+    labels = tifffile.imread(tmp_path / "out" / "cyx.tif")
+    assert labels.shape == (256, 320) and labels.max() > 20
+    r = unetseg("predict", path, "--out", tmp_path / "out3", "--channel", "3", "--quiet")
+    assert r.returncode == 1 and "has 2 channel(s)" in r.stderr

@@ -22,7 +22,7 @@ import numpy as np
 #: network the safest of the settings it compared; higher rates and longer runs overfit a
 #: handful of images.
 FINETUNE_DEFAULTS = {"minutes": 5.0, "lr": 2e-4, "epoch_images": 64, "batch_size": 4,
-                     "freeze_encoder": False}
+                     "freeze_encoder": False, "fold_in": 0.0}
 
 
 class FineTuneError(ValueError):
@@ -41,9 +41,12 @@ class TrainingPair:
 def check_pairs(pairs: list[TrainingPair]) -> list[TrainingPair]:
     """Copies of the usable pairs; a one-line :class:`FineTuneError` when none is.
 
-    A pair is usable when its labels are 2D integers with at least one object and match the
-    image's (Y, X) shape.
+    A pair is usable when its labels are one 2D plane of non-negative integer ids with at
+    least one object, of the image's (Y, X) shape. Ids are renumbered 1..N (distinct ids
+    stay distinct whatever their values).
     """
+    from skimage.segmentation import relabel_sequential
+
     good, problems = [], []
     for p in pairs:
         image, labels = np.asarray(p.image), np.asarray(p.labels)
@@ -52,14 +55,42 @@ def check_pairs(pairs: list[TrainingPair]) -> list[TrainingPair]:
         elif image.shape[:2] != labels.shape:
             problems.append(f"{p.name}: image {image.shape[:2]} and labels {labels.shape} "
                             "differ in shape")
+        elif labels.dtype.kind == "i" and labels.min() < 0:
+            problems.append(f"{p.name}: the labels have negative ids")
         elif not labels.any():
             problems.append(f"{p.name}: the labels are empty")
         else:
-            good.append(TrainingPair(p.name, image.copy(), labels.astype(np.int32)))
+            ids = relabel_sequential(labels.astype(np.uint64, copy=False))[0]
+            good.append(TrainingPair(p.name, image.copy(), ids.astype(np.int32)))
     if not good:
         raise FineTuneError("nothing to train on: " + ("; ".join(problems[:3]) if problems
                                                        else "no images with labels"))
     return good
+
+
+def held_out_count(n_pairs: int, hold_out: bool | int | None) -> int:
+    """How many of ``n_pairs`` images are held out to score before/after.
+
+    ``None`` (the default): one image from 3 images on (with fewer, every image is needed
+    to train); ``True``: one; an integer: that many. At least one image always trains.
+    """
+    if hold_out is None:
+        k = 1 if n_pairs >= 3 else 0
+    else:
+        k = int(hold_out)
+    if k < 0 or (k and k >= n_pairs):
+        raise FineTuneError(f"holding {k} image(s) out needs at least {k + 1} images with "
+                            f"labels; there are {n_pairs}")
+    return k
+
+
+def should_use(before: float | None, after: float | None) -> bool:
+    """Whether a fine-tuned model replaces the one it started from.
+
+    Not when it scores lower on the user's held-out images: it stays on disk, and the
+    starting model stays in use. Without a held-out score there is nothing against it.
+    """
+    return before is None or after is None or after >= before
 
 
 def free_path(path: str | Path) -> Path:
@@ -96,18 +127,27 @@ def fine_tune(
     minutes: float | None = FINETUNE_DEFAULTS["minutes"],
     epochs: int | None = None,
     lr: float = FINETUNE_DEFAULTS["lr"],
-    hold_out: bool | None = None,
+    hold_out: bool | int | None = None,
     tune_thresholds: bool = True,
     make_int8: bool = True,
     int8_in_child: bool = False,
     freeze_encoder: bool = FINETUNE_DEFAULTS["freeze_encoder"],
+    batch_size: int = FINETUNE_DEFAULTS["batch_size"],
+    epoch_images: int = FINETUNE_DEFAULTS["epoch_images"],
+    seed: int = 0,
     device: str = "auto",
+    overwrite: bool = False,
+    train_options: dict[str, Any] | None = None,
+    fold_in: float = FINETUNE_DEFAULTS["fold_in"],
     on_epoch: Callable[[dict], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     log: Callable[[str], None] = lambda s: None,
 ) -> dict[str, Any]:
     """Fine-tune ``base`` on corrected labels and write a new checkpoint.
+
+    The one fine-tuning recipe: the napari panel, ``unetseg train --init`` and scripts all
+    call this, so the same images, settings and seed give the same model.
 
     Parameters
     ----------
@@ -116,18 +156,18 @@ def fine_tune(
     pairs : list of TrainingPair
         Images with corrected labels (copied at once: later edits do not change the run).
     out : str or Path
-        Where the checkpoint goes; an existing file is never replaced (a free name next to
-        it is used, see :func:`free_path`).
+        Where the checkpoint goes. An existing file is never replaced (a free name next to
+        it is used, see :func:`free_path`) unless ``overwrite``.
     minutes, epochs : float, int
         Budget (the first reached ends the run).
     lr : float
         Peak learning rate.
-    hold_out : bool, optional
-        Keep the last image out of training to score before/after and pick the best epoch;
-        default: when there are 3 images or more.
+    hold_out : bool or int, optional
+        How many images (the last ones) are kept out of training to score before/after and
+        pick the best epoch; see :func:`held_out_count`.
     tune_thresholds : bool
-        Tune the watershed thresholds on the training images (the held-out image stays
-        unseen, so that its before/after scores are honest).
+        Tune the watershed thresholds on the training images (the held-out images stay
+        unseen, so that their before/after scores are honest).
     make_int8 : bool
         Make the int8 CPU model from the user's images.
     int8_in_child : bool
@@ -135,98 +175,158 @@ def fine_tune(
         running this in a thread does not pause while the model is exported and quantized.
     freeze_encoder : bool
         Train the decoder only.
+    batch_size, epoch_images, seed : int
+        Crops per step and per epoch; the random seed of the crops and the weights.
     device : str
+    overwrite : bool
+        Replace ``out`` (and its int8 model) if they exist.
+    train_options : dict, optional
+        Further :class:`.train.TrainConfig` fields (benchmarks compare recipes with them).
+    fold_in : float
+        With held-out images: this fraction of the budget continues training from the best
+        epoch on every image, held-out ones included (so that every corrected image
+        teaches); the before/after scores are those measured before it, on unseen images.
     on_epoch, on_step, cancel
-        See :func:`.train.train`; cancelling keeps the best model so far.
+        See :func:`.train.train`; cancelling keeps the best model so far (cancelling before
+        the first step writes nothing and raises :class:`.train.TrainingError`).
     log : callable
+        Receives progress lines; those of the steps after training start with ``"now: "``.
 
     Returns
     -------
     dict
-        ``checkpoint``, ``before`` and ``after`` (held-out mAP, None without hold-out),
-        ``thresholds``, ``interrupted``, ``epochs``, ``images``.
+        ``checkpoint``, ``int8``, ``before`` and ``after`` (held-out mAP, None without
+        hold-out), ``use`` (see :func:`should_use`), ``thresholds``, ``interrupted``,
+        ``epochs``, ``steps``, ``images``, ``held_out``.
     """
-    from .checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
-    from .metrics import image_scores
-    from .optimize import make_int8, make_int8_in_child
-    from .pipeline import segment_image
-    from .train import TrainConfig, train
-    from .validation import finalize_thresholds
+    from .train import TrainConfig
 
     pairs = check_pairs(pairs)
-    if hold_out is None:
-        hold_out = len(pairs) >= 3
-    if hold_out and len(pairs) < 2:
-        raise FineTuneError("holding one image out needs at least 2 images with labels")
-    train_set, val_set = (pairs[:-1], pairs[-1:]) if hold_out else (pairs, [])
-    out = free_path(out)
-    base_info = read_checkpoint_info(base)
-
-    def held_out_score(model_path) -> float | None:
-        if not val_set:
-            return None
-        from .inference import Predictor
-
-        pred = Predictor(model_path, "cpu" if device == "auto" else device, precision="fp32")
-        return float(np.mean([image_scores(p.labels, segment_image(pred, p.image)).mean()
-                              for p in val_set]))
-
-    before = held_out_score(base)
+    k = held_out_count(len(pairs), hold_out)
+    train_set, val_set = pairs[: len(pairs) - k], pairs[len(pairs) - k:]
+    out = Path(out) if overwrite else free_path(out)
+    if val_set:
+        log("now: scoring the starting model on the held-out image…")
+    before = held_out_score(base, val_set, device)
     log(f"held-out score of the starting model: {before}")
-    config = TrainConfig(
-        epochs=epochs, time_budget_min=minutes, lr=lr, device=device,
-        batch_size=FINETUNE_DEFAULTS["batch_size"],
-        epoch_images=FINETUNE_DEFAULTS["epoch_images"], weighted_loss=True,
-        freeze_encoder=freeze_encoder,
-        # Nothing resumes a panel's run; writing weights and optimizer every epoch would
-        # only cost time (and hold Python's lock while it writes).
-        save_resume_state=False,
-    )
+    share = fold_in if val_set and 0 < fold_in < 1 else 0.0
+
+    def config(part: float, learning_rate: float):
+        return TrainConfig(
+            epochs=None if epochs is None else max(1, round(epochs * part)),
+            time_budget_min=None if minutes is None else minutes * part, lr=learning_rate,
+            device=device, seed=seed, batch_size=batch_size, epoch_images=epoch_images,
+            weighted_loss=True, freeze_encoder=freeze_encoder,
+            # Nothing resumes a fine-tuning run; writing weights and optimizer every epoch
+            # would only cost time (and hold Python's lock while it writes).
+            save_resume_state=False, **(train_options or {}))
+
     with tempfile.TemporaryDirectory(prefix="unetseg-finetune-") as tmp:
-        tmp = Path(tmp)
-        files = _write_snapshot(train_set + val_set, tmp)
-        train_files, val_files = files[: len(train_set)], files[len(train_set):]
-        work = tmp / "model.pt"
-        summary = train(config, train_files, val_files, work, init=base, log=log,
-                        show_progress=False, on_epoch=on_epoch, on_step=on_step,
-                        cancel=cancel)
-        if not work.exists():
-            raise FineTuneError("training stopped before the first epoch ended; nothing "
-                                "was written")
+        work, summary, train_files = _train_on_snapshot(
+            config(1 - share, lr), base, train_set, val_set, Path(tmp) / "main", log=log,
+            on_epoch=on_epoch, on_step=on_step, cancel=cancel)
         if tune_thresholds:
+            from .validation import finalize_thresholds
+
+            log("now: tuning the thresholds on your images…")
             # On the training images: the held-out score stays an honest before/after.
             finalize_thresholds(work, train_files, device)
-        after = held_out_score(work)
-        model, info = load_checkpoint(work)
-        prov = dict(info["provenance"])
-        prov["training"] = dict(prov["training"], init=str(base))
-        prov.update(
-            base_model=str(base),
-            base_model_date=base_info.get("provenance", {}).get("date"),
-            images_used=[p.name for p in train_set],
-            held_out=[p.name for p in val_set],
-            held_out_mAP_before=before,
-            held_out_mAP_after=after,
-            thresholds_tuned_on="training images" if tune_thresholds else None,
-            date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        )
-        save_checkpoint(model, out, provenance=prov, thresholds=model.thresholds)
+        if val_set:
+            log("now: scoring the new model on the held-out image…")
+        after = held_out_score(work, val_set, device)
+        if share and not summary["interrupted"]:
+            log("now: teaching it the held-out image too…")
+            work, more, all_files = _train_on_snapshot(
+                config(share, lr / 2), work, train_set + val_set, [], Path(tmp) / "all",
+                log=log, on_step=on_step, cancel=cancel)
+            summary = dict(summary, steps=summary["steps"] + more["steps"],
+                           interrupted=more["interrupted"])
+            if tune_thresholds:
+                finalize_thresholds(work, all_files, device)
+        model = _write_result(work, out, base, train_set, val_set, before, after,
+                              tune_thresholds, summary, folded=bool(share))
     int8 = None
     if make_int8:
-        write_int8 = make_int8_in_child if int8_in_child else make_int8
-        int8, _ = write_int8(out, [p.image for p in pairs], n=min(32, len(pairs)))
+        from .optimize import make_int8 as write_int8
+        from .optimize import make_int8_in_child
+
+        log("now: making the int8 CPU model…")
+        int8, _ = (make_int8_in_child if int8_in_child else write_int8)(
+            out, [p.image for p in pairs], n=min(32, len(pairs)))
     return {
         "checkpoint": str(out),
         "int8": None if int8 is None else str(int8),
         "before": before,
         "after": after,
+        "use": should_use(before, after),
         "thresholds": dict(model.thresholds),
         "interrupted": summary["interrupted"],
         "epochs": summary["epochs"],
+        "steps": summary["steps"],
         "images": [p.name for p in train_set],
         "held_out": [p.name for p in val_set],
     }
 
 
+def held_out_score(model, val_set: list[TrainingPair], device: str = "auto") -> float | None:
+    """Mean mAP_50_95 of ``model`` on held-out pairs, segmented as in use (None without)."""
+    if not val_set:
+        return None
+    from .inference import Predictor
+    from .metrics import image_scores
+    from .pipeline import segment_image
+
+    pred = Predictor(model, "cpu" if device == "auto" else device, precision="fp32")
+    return float(np.mean([image_scores(p.labels, segment_image(pred, p.image)).mean()
+                          for p in val_set]))
+
+
+def _train_on_snapshot(config, base, train_set, val_set, tmp: Path, **callbacks):
+    """Train from ``base`` on files written under ``tmp``; (checkpoint, summary, files)."""
+    from .train import train
+
+    tmp.mkdir(parents=True)
+    files = _write_snapshot(train_set + val_set, tmp)
+    train_files, val_files = files[: len(train_set)], files[len(train_set):]
+    work = tmp / "model.pt"
+    summary = train(config, train_files, val_files, work, init=base, show_progress=False,
+                    **callbacks)
+    return work, summary, train_files
+
+
+def _write_result(work: Path, out: Path, base, train_set, val_set, before, after,
+                  tuned: bool, summary: dict, folded: bool = False):
+    """Write the trained model to ``out`` with its provenance; returns the model."""
+    from .checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+
+    base_info = read_checkpoint_info(base)
+    model, info = load_checkpoint(work)
+    prov = dict(info["provenance"])
+    base_name = "default" if str(base) == "default" else str(Path(base).resolve())
+    prov["training"] = dict(prov["training"], init=base_name)
+    # One score, the one the panel shows: the held-out images segmented as in use.
+    prov.pop("validation_during_training", None)
+    prov.pop("validation_before_threshold_tuning", None)
+    prov.update(
+        base_model=base_name,
+        base_model_date=base_info.get("provenance", {}).get("date"),
+        images_used=[p.name for p in train_set + (val_set if folded else [])],
+        held_out_then_trained_on=bool(folded),
+        held_out=[p.name for p in val_set],
+        held_out_mAP_before=before,
+        held_out_mAP_after=after,
+        validation={"mAP_50_95": after} if after is not None else None,
+        validation_images=len(val_set),
+        training_images=len(train_set) + (len(val_set) if folded else 0),
+        training_data="your corrected images",
+        steps=summary["steps"],
+        thresholds_tuned_on=("all your images" if folded else "training images") if tuned
+        else None,
+        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    save_checkpoint(model, out, provenance=prov, thresholds=model.thresholds)
+    return model
+
+
 __all__ = ["FINETUNE_DEFAULTS", "FineTuneError", "TrainingPair", "check_pairs", "fine_tune",
-           "free_path"]
+           "free_path", "held_out_count", "held_out_score", "should_use"]

@@ -69,6 +69,31 @@ class TrainConfig:
     save_resume_state: bool = True
 
 
+    def check(self) -> None:
+        """Refuse settings that cannot train (one-line ValueError naming the setting)."""
+        import math
+
+        def positive(name, value, kind=int):
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(
+                    value, bool) or not math.isfinite(value) or value <= 0
+                    or (kind is int and value != int(value))):
+                what = "a positive whole number" if kind is int else "a positive number"
+                raise ValueError(f"{name} must be {what}, got {value!r}")
+
+        if self.epochs is None and self.time_budget_min is None:
+            raise ValueError("give a number of epochs or a time budget")
+        for name in ("batch_size", "crop", "epochs", "epoch_images"):
+            positive(name.replace("_", "-"), getattr(self, name))
+        for name in ("time_budget_min", "lr", "canonical_diameter", "diameter"):
+            positive(name.replace("_min", "").replace("_", "-"), getattr(self, name), float)
+        if self.workers < 0:
+            raise ValueError(f"workers must be 0 or more, got {self.workers}")
+
+
+class TrainingError(RuntimeError):
+    """A run ended without a single training step; nothing was written."""
+
+
 def _lr_factor(progress: float) -> float:
     """Linear warm-up over the first 3 %, then cosine decay to 2 % of the peak."""
     if progress < 0.03:
@@ -153,18 +178,27 @@ def train(
     """
     from .inference import resolve_device
 
-    if config.epochs is None and config.time_budget_min is None:
-        raise ValueError("give a number of epochs or a time budget")
+    config.check()
     if resume is not None and init is not None:
         raise ValueError("give either resume (continue a run) or init (fine-tune), not both")
     import torch
 
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
+    existed = {p: p.exists() for p in (Path(out), Path(out).with_name(Path(out).name +
+                                                                    ".resume.pt"))}
     model, start_state = _set_up_model(config, resume, init, trust_code, log)
     run = _prepare_run(config, model, train_pairs, val_pairs, Path(out), device, start_state,
                        log)
     interrupted = _run_epochs(run, show_progress, on_step, on_epoch, cancel, log)
+    if run.step == 0:
+        # A checkpoint with no training step would pass for a trained model.
+        for path, was_there in existed.items():
+            if not was_there and path.exists():
+                path.unlink()
+        raise TrainingError("training stopped before its first step; nothing was written"
+                            if interrupted else "no training step was made; nothing was "
+                            "written")
     averaged_scores = None if interrupted else _finish_averaging(run, log)
     return {
         "epochs": run.epoch,
@@ -350,7 +384,10 @@ def _prepare_run(config: TrainConfig, model, train_pairs, val_pairs, out: Path, 
             p.requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                             weight_decay=config.weight_decay)
-    per_epoch = config.epoch_images or len(samples)
+    # Whole batches only, and at least one: with fewer images than a batch (a user's few
+    # corrected images) the crops are drawn with replacement, so an epoch always trains.
+    steps_per_epoch = max(1, -(-(config.epoch_images or len(samples)) // config.batch_size))
+    per_epoch = steps_per_epoch * config.batch_size
     run = _Run(
         config=config, model=model,
         # The compiled module shares its parameters with ``model``; validation, checkpoints
@@ -361,7 +398,7 @@ def _prepare_run(config: TrainConfig, model, train_pairs, val_pairs, out: Path, 
         # Validation during training rescales by the true diameters (cheap, and picks the
         # best network); thresholds are tuned afterwards with estimated ones, as users get.
         val_diameters=[config.diameter or median_diameter(v[1]) for v in val],
-        out=out, per_epoch=per_epoch, steps_per_epoch=max(1, per_epoch // config.batch_size),
+        out=out, per_epoch=per_epoch, steps_per_epoch=steps_per_epoch,
         thresholds=dict(model.thresholds),
     )
     if config.average_last > 0:
@@ -373,7 +410,11 @@ def _prepare_run(config: TrainConfig, model, train_pairs, val_pairs, out: Path, 
     if start_state is not None:
         opt.load_state_dict(start_state["optimizer"])
         run.epoch, run.step = start_state["epoch"], start_state["step"]
-        elapsed_before = start_state["elapsed"]
+        # A damaged or hand-edited state must not stretch the budget (a negative elapsed
+        # time would never reach it).
+        elapsed_before = float(start_state["elapsed"])
+        if not (elapsed_before >= 0 and np.isfinite(elapsed_before)):
+            elapsed_before = 0.0
         run.best = dict(start_state["best"])
         run.history = list(start_state.get("history", []))
         if run.averaged is not None and start_state.get("averaged") is not None:
@@ -476,4 +517,4 @@ def _finish_averaging(run: _Run, log) -> dict | None:
     return scores
 
 
-__all__ = ["TrainConfig", "train"]
+__all__ = ["TrainConfig", "TrainingError", "train"]

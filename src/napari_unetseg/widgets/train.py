@@ -353,19 +353,20 @@ class TrainWidget(QWidget):
         self.result = result
         before, after = result["before"], result["after"]
         text = ("Stopped early; kept the best model so far. " if result["interrupted"]
-                else "Done. ") + f"Saved {Path(result['checkpoint']).name}"
-        worse = before is not None and after is not None and after < before
+                else "Done. ") + f"Saved {result['checkpoint']}"
         if before is not None and after is not None:
             text += f". Held-out mAP {before:.3f} before, {after:.3f} after"
         seg = self._segment_widget()
-        if worse:
+        if not result["use"]:
             # Do not swap in a model that scores worse on the user's own held-out image; it
             # stays on disk (Browse… in the model panel loads it).
             text += "; it scores lower than the model you started from, which stays in use"
         elif seg is not None:
             seg.model_panel.load(result["checkpoint"])
+        else:  # the Segment panel loads it when it opens
+            self.session.set_model(result["checkpoint"])
         self.status.setText(text + ".")
-        self.remaining_button.setEnabled(self._browser() is not None and not worse)
+        self.remaining_button.setEnabled(self._browser() is not None and result["use"])
 
     def _on_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error

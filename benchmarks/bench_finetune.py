@@ -2,25 +2,33 @@
 
 The stained-tissue images of val.txt (never used to train the bundled model): the first
 ``--corrected`` of them (sorted by id) play the user's corrected images, the rest are scored
-before and after ``--minutes`` of CPU fine-tuning from the bundled model, through the same
-core function as the napari panel (core.finetune.fine_tune, its defaults). Prints JSON.
+before and after ``--minutes`` of CPU fine-tuning from the bundled model. Both ways a user
+fine-tunes run the same recipe (core.finetune.fine_tune): ``--path python`` calls it,
+``--path cli`` runs ``unetseg train --init`` on the images written to disk, ``both`` (the
+default) runs one after the other and prints both. Prints JSON.
 
     python benchmarks/bench_finetune.py [--minutes 10] [--corrected 5] [--lr 5e-4]
-        [--freeze-encoder] [--no-tune] [--stain-shift | --new-stain] [--ceiling]
+        [--path both|python|cli] [--freeze-encoder] [--no-tune] [--fold-in 0.3]
+        [--stain-shift | --new-stain | --fluorescence-stain] [--ceiling]
+        [--set FIELD=VALUE ...]
 
 ``--new-stain`` redraws the tissue images with dyes that neither the training set nor the
 augmentation has (core.augment.restain: green nuclei on a cyan counterstain): the
-situation of a lab with its own stain. The bundled model scores 0.21 on it, near the 0.15
-that issue 20 quotes for differently stained tissue it had never seen.
+situation of a lab with its own stain. ``--fluorescence-stain`` is a second proxy, so that
+nothing is tuned to one: 15 val fluorescence images (gray nuclei on black) drawn as a stain
+would draw them (core.augment.stain_fluorescence).
 
 ``--ceiling`` trains on the scored images themselves (no hold-out): not a user's situation,
 but the most that fine-tuning could give on them, against which the real gain is read.
+``--set`` passes TrainConfig fields to the recipe (for comparing recipes; Python path).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,19 +38,89 @@ import numpy as np
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dsb2018_stage1_train"
 
 
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def load_images(args):
+    """(name, image, labels) of the proxy's images, sorted by id."""
+    from napari_unetseg.core.data import find_pairs, image_style, load_pair, read_id_list
+    from napari_unetseg.core.normalize import DEFAULT_NORMALIZATION
+
+    pairs = find_pairs(DATA / "images", DATA / "labels", read_id_list(DATA / "val.txt"))
+    loaded = [(ip.stem, *load_pair(ip, lp)) for ip, lp in pairs]
+    style = "gray" if args.fluorescence_stain else "color"
+    chosen = sorted((x for x in loaded if image_style(x[1], DEFAULT_NORMALIZATION) == style),
+                    key=lambda x: x[0])
+    if args.stain_shift:
+        from napari_unetseg.core.augment import stain_shift
+
+        chosen = [(n, stain_shift(im[..., :3], seed=0), gt) for n, im, gt in chosen]
+    elif args.new_stain:
+        from napari_unetseg.core.augment import restain
+
+        chosen = [(n, restain(im[..., :3]), gt) for n, im, gt in chosen]
+    elif args.fluorescence_stain:
+        from napari_unetseg.core.augment import stain_fluorescence
+
+        # 15 of them, like the tissue set: every third fluorescence image.
+        chosen = [(n, stain_fluorescence(im), gt) for n, im, gt in chosen[::3][:15]]
+    return chosen
+
+
+def run_python(args, corrected, out: Path, options: dict) -> dict:
+    from napari_unetseg.core.finetune import TrainingPair, fine_tune
+
+    epochs = []
+    result = fine_tune(args.base, [TrainingPair(n, im, gt) for n, im, gt in corrected], out,
+                       minutes=args.minutes, lr=args.lr, on_epoch=epochs.append,
+                       freeze_encoder=args.freeze_encoder, tune_thresholds=not args.no_tune,
+                       hold_out=False if args.ceiling else None, train_options=options,
+                       fold_in=args.fold_in)
+    result["per_epoch_held_out"] = [round(float(e.get("mAP_50_95", np.nan)), 3)
+                                    for e in epochs]
+    return result
+
+
+def run_cli(args, corrected, out: Path, tmp: Path) -> dict:
+    import tifffile
+
+    images, labels = tmp / "cli_images", tmp / "cli_labels"
+    images.mkdir()
+    labels.mkdir()
+    for n, im, gt in corrected:
+        tifffile.imwrite(images / f"{n}.tif", im)
+        tifffile.imwrite(labels / f"{n}.tif", gt)
+    cmd = [sys.executable, "-m", "napari_unetseg.cli", "train", "--init", args.base,
+           "--images", str(images), "--labels", str(labels), "--time-budget",
+           str(args.minutes), "--lr", str(args.lr), "--out", str(out)]
+    if args.no_tune:
+        cmd.append("--no-tune")
+    if args.ceiling:  # nothing held out: an empty validation list
+        (tmp / "none.txt").write_text("")
+        cmd += ["--val-list", str(tmp / "none.txt")]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"unetseg train --init failed: {r.stderr.strip().splitlines()[-1]}")
+    return json.loads(r.stdout)
+
+
 def main(argv=None):
     from napari_unetseg.core import Predictor
-    from napari_unetseg.core.data import find_pairs, image_style, load_pair, read_id_list
-    from napari_unetseg.core.finetune import FINETUNE_DEFAULTS, TrainingPair, fine_tune
+    from napari_unetseg.core.finetune import FINETUNE_DEFAULTS
     from napari_unetseg.core.metrics import image_scores, summarize
-    from napari_unetseg.core.normalize import DEFAULT_NORMALIZATION
     from napari_unetseg.core.pipeline import segment_image
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--corrected", type=int, default=5)
     ap.add_argument("--lr", type=float, default=FINETUNE_DEFAULTS["lr"])
+    ap.add_argument("--fold-in", type=float, default=FINETUNE_DEFAULTS["fold_in"])
     ap.add_argument("--base", default="default")
+    ap.add_argument("--path", choices=["both", "python", "cli"], default="both")
     ap.add_argument("--freeze-encoder", action="store_true")
     ap.add_argument("--no-tune", action="store_true", help="keep the base model's thresholds")
     stain = ap.add_mutually_exclusive_group()
@@ -52,22 +130,17 @@ def main(argv=None):
     stain.add_argument("--new-stain", action="store_true",
                        help="all the tissue images redrawn with dyes the model has never seen "
                             "(core.augment.restain)")
+    stain.add_argument("--fluorescence-stain", action="store_true",
+                       help="15 val fluorescence images drawn as a stain would draw them "
+                            "(core.augment.stain_fluorescence)")
     ap.add_argument("--ceiling", action="store_true",
                     help="train on the scored images themselves: the most fine-tuning can give")
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="TrainConfig fields for the recipe, e.g. colour_augment=false")
     args = ap.parse_args(argv)
-    pairs = find_pairs(DATA / "images", DATA / "labels", read_id_list(DATA / "val.txt"))
-    loaded = [(ip.stem, *load_pair(ip, lp)) for ip, lp in pairs]
-    tissue = sorted((x for x in loaded if image_style(x[1], DEFAULT_NORMALIZATION) == "color"),
-                    key=lambda x: x[0])
-    if args.stain_shift:
-        from napari_unetseg.core.augment import stain_shift
-
-        tissue = [(n, stain_shift(im[..., :3], seed=0), gt) for n, im, gt in tissue]
-    elif args.new_stain:
-        from napari_unetseg.core.augment import restain
-
-        tissue = [(n, restain(im[..., :3]), gt) for n, im, gt in tissue]
-    corrected, others = tissue[: args.corrected], tissue[args.corrected:]
+    options = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    chosen = load_images(args)
+    corrected, others = chosen[: args.corrected], chosen[args.corrected:]
     if args.ceiling:
         corrected = others
 
@@ -77,28 +150,33 @@ def main(argv=None):
                                for _, im, gt in others]), backend=pred.backend)
 
     before = score(args.base)
-    t0 = time.perf_counter()
-    epochs = []
+    report = {"base": args.base, "proxy": ("stain_shift" if args.stain_shift else "new_stain"
+                                           if args.new_stain else "fluorescence_stain"
+                                           if args.fluorescence_stain else "as_is"),
+              "ceiling": args.ceiling, "corrected_images": len(corrected),
+              "scored_images": len(others), "minutes": args.minutes, "lr": args.lr,
+              "fold_in": args.fold_in, "recipe_options": options, "before": before,
+              "paths": {}}
+    paths = ["python", "cli"] if args.path == "both" else [args.path]
     with tempfile.TemporaryDirectory() as tmp:
-        result = fine_tune(args.base, [TrainingPair(n, im, gt) for n, im, gt in corrected],
-                           Path(tmp) / "mine.pt", minutes=args.minutes, lr=args.lr,
-                           on_epoch=epochs.append, device="cpu",
-                           freeze_encoder=args.freeze_encoder, tune_thresholds=not args.no_tune,
-                           hold_out=False if args.ceiling else None)
-        seconds = time.perf_counter() - t0
-        after = score(result["checkpoint"])
-    print(json.dumps({
-        "base": args.base, "stain_shift": args.stain_shift,
-        "new_stain": args.new_stain, "ceiling": args.ceiling,
-        "corrected_images": len(corrected), "scored_images": len(others),
-        "minutes": args.minutes, "lr": args.lr, "freeze_encoder": args.freeze_encoder,
-        "tune_thresholds": not args.no_tune, "fine_tune_seconds": round(seconds),
-        "epochs": len(epochs), "held_out_before_after": [result["before"], result["after"]],
-        "thresholds": result["thresholds"],
-        "before": before, "after": after,
-        "gain_mAP_50_95": round(after["mAP_50_95"] - before["mAP_50_95"], 3),
-        "per_epoch_held_out": [round(float(e.get("mAP_50_95", np.nan)), 3) for e in epochs],
-    }, indent=2))
+        tmp = Path(tmp)
+        for path in paths:
+            t0 = time.perf_counter()
+            out = tmp / f"{path}.pt"
+            result = (run_python(args, corrected, out, options) if path == "python"
+                      else run_cli(args, corrected, out, tmp))
+            seconds = time.perf_counter() - t0
+            after = score(result["checkpoint"])
+            report["paths"][path] = {
+                "fine_tune_seconds": round(seconds), "epochs": result["epochs"],
+                "steps": result["steps"],
+                "held_out_before_after": [result["before"], result["after"]],
+                "thresholds": result["thresholds"], "after": after,
+                "gain_mAP_50_95": round(after["mAP_50_95"] - before["mAP_50_95"], 3),
+                **({"per_epoch_held_out": result["per_epoch_held_out"]}
+                   if "per_epoch_held_out" in result else {}),
+            }
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

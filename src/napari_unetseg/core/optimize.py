@@ -380,12 +380,46 @@ def make_int8_in_child(checkpoint, images, **kwargs):
 
     The ONNX exporter and ONNX Runtime's quantizer hold Python's lock for up to ~0.1 s at a
     time (stack samples in a copy of benchmarks/bench_ui_stall.py). Run in a thread beside a
-    GUI, they freeze its event loop that long; a child process has its own lock. ``read``,
-    if given, must be picklable (a module-level function).
+    GUI, they freeze its event loop that long; a child process has its own lock. The child
+    is a fresh interpreter running this module (``python -m``), so it never imports the
+    caller's ``__main__``: multiprocessing's spawn re-ran a user's script there (a second
+    viewer). ``images`` are arrays; they travel in a temporary ``.npz`` file.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
 
-    # spawn, not fork: the caller runs threads (Qt, workers) that a fork would copy mid-step.
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(make_int8, str(checkpoint), list(images), **kwargs).result()
+    if kwargs.get("read") is not None:
+        raise TypeError("make_int8_in_child takes arrays, not a read function")
+    kwargs.pop("read", None)
+    with tempfile.TemporaryDirectory(prefix="unetseg-int8-") as tmp:
+        arrays = Path(tmp) / "images.npz"
+        np.savez(arrays, *[np.asarray(im) for im in images])
+        request = {"checkpoint": str(checkpoint), "images": str(arrays),
+                   **{k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items()}}
+        done = subprocess.run([sys.executable, "-m", "napari_unetseg.core.optimize",
+                               json.dumps(request)], capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise RuntimeError(f"making the int8 model failed: {lines[-1]}")
+    out, n = json.loads(done.stdout.strip().splitlines()[-1])
+    return Path(out), int(n)
+
+
+def _int8_child_main(argv: list[str]) -> None:
+    """``python -m napari_unetseg.core.optimize REQUEST``: see :func:`make_int8_in_child`."""
+    import json
+
+    request = json.loads(argv[0])
+    with np.load(request.pop("images")) as z:
+        images = [z[f"arr_{i}"] for i in range(len(z.files))]
+    out, n = make_int8(request.pop("checkpoint"), images, **request)
+    print(json.dumps([str(out), n]))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _int8_child_main(sys.argv[1:])

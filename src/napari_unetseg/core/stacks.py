@@ -47,6 +47,83 @@ def match_objects(previous: np.ndarray, current: np.ndarray, *, min_iou: float =
     return matches
 
 
+def keep_ids(labels: np.ndarray, previous: np.ndarray, min_iou: float = 0.5) -> np.ndarray:
+    """``labels`` with the ids of ``previous`` for every object that is nearly the same.
+
+    An object whose IoU with an object of ``previous`` exceeds ``min_iou`` (at least 0.5,
+    so that each object has at most one such partner and no sorting is needed) takes that
+    object's id; the other objects take the smallest ids that ``previous`` does not use.
+    When a slider moves, nuclei that did not change keep their colour, and the ones that
+    split or merged get new colours, so they stand out.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> old = np.array([[1, 1, 0, 2, 2]])
+    >>> new = np.array([[2, 2, 0, 1, 3]])
+    >>> keep_ids(new, old).tolist()
+    [[1, 1, 0, 3, 4]]
+    """
+    labels, previous = np.asarray(labels), np.asarray(previous)
+    if labels.shape != previous.shape or not labels.any() or not previous.any():
+        return labels
+    if min_iou < 0.5:
+        raise ValueError(f"min_iou must be 0.5 or more for a unique match, got {min_iou}")
+    a, b = labels.ravel(), previous.ravel()
+    n_new, n_old = int(a.max()), int(b.max())
+    if max(n_new, n_old) > 4 * a.size:  # sparse ids: count only the ids present
+        return _keep_ids_sparse(labels, previous, min_iou)
+    area_new = np.bincount(a, minlength=n_new + 1).astype(np.int64)
+    area_old = np.bincount(b, minlength=n_old + 1).astype(np.int64)
+    both = (a > 0) & (b > 0)
+    keys = a[both].astype(np.int64) * (n_old + 1) + b[both]
+    if (n_new + 1) * (n_old + 1) <= 1 << 24:
+        inter = np.bincount(keys, minlength=(n_new + 1) * (n_old + 1)).reshape(
+            n_new + 1, n_old + 1)
+        best = inter.argmax(axis=1)
+        best_inter = inter[np.arange(n_new + 1), best]
+    else:
+        uniq, counts = np.unique(keys, return_counts=True)
+        best = np.zeros(n_new + 1, np.int64)
+        best_inter = np.zeros(n_new + 1, np.int64)
+        order = np.argsort(counts, kind="stable")  # the largest overlap is written last
+        best[uniq[order] // (n_old + 1)] = uniq[order] % (n_old + 1)
+        best_inter[uniq[order] // (n_old + 1)] = counts[order]
+    union = area_new + area_old[best] - best_inter
+    matched = (best_inter > 0) & (best_inter > min_iou * np.maximum(union, 1))
+    matched[0] = False
+    return _apply_ids(labels, area_new > 0, matched, best, area_old > 0)
+
+
+def _apply_ids(labels, present, matched, best, used) -> np.ndarray:
+    """Relabel: matched ids to their partners, the others to the smallest ids not ``used``."""
+    lut = np.zeros(present.size, np.int64)
+    lut[matched] = best[matched]
+    todo = np.flatnonzero(present & ~matched)
+    todo = todo[todo > 0]
+    taken = np.zeros(used.size + todo.size + 2, bool)
+    taken[: used.size] = used
+    taken[0] = True
+    lut[todo] = np.flatnonzero(~taken)[: todo.size]
+    out = lut[labels]
+    return out.astype(label_dtype(int(out.max())), copy=False)
+
+
+def _keep_ids_sparse(labels, previous, min_iou) -> np.ndarray:
+    """:func:`keep_ids` for labels whose ids are far larger than their count."""
+    from skimage.segmentation import relabel_sequential
+
+    new, _, _ = relabel_sequential(labels)
+    old, _, back = relabel_sequential(previous)
+    kept = keep_ids(new, old, min_iou)
+    # Ids taken from ``previous`` go back to their own values; new ones stay small.
+    out = kept.astype(np.int64)
+    for k in np.unique(kept[kept > 0]).tolist():
+        if k <= int(old.max()) and np.any((kept == k) & (old == k)):
+            out[kept == k] = int(back[k])
+    return out.astype(label_dtype(int(out.max())), copy=False)
+
+
 def _relink(planes: np.ndarray, min_iou: float, by: str) -> np.ndarray:
     """Give each object of plane k the id of its match in plane k-1 (new ids otherwise)."""
     out = np.zeros(planes.shape, np.int64)
@@ -132,4 +209,4 @@ def link_stack(labels: np.ndarray, axes: str, *, stitch: bool = False, track: bo
     return labels.astype(label_dtype(int(labels.max()) if labels.size else 0), copy=False)
 
 
-__all__ = ["link_over_time", "link_stack", "match_objects", "stitch_planes"]
+__all__ = ["keep_ids", "link_over_time", "link_stack", "match_objects", "stitch_planes"]

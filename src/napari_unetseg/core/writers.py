@@ -87,7 +87,29 @@ class ZarrLabelsWriter:
         return False
 
 
+def is_zarr_array(path: Path) -> bool:
+    """A folder holding one Zarr array (v2 or v3 metadata)."""
+    path = Path(path)
+    if (path / ".zarray").is_file():
+        return True
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return False
+    import json
+
+    try:
+        return json.loads(meta.read_text()).get("node_type") == "array"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _array_to_write(open_array, path: str, options: dict, keep: bool):
+    # Zarr's mode "w" empties the folder first: never on anything but a Zarr array (a
+    # folder typed by mistake, the working directory, an image) -- nothing is deleted.
+    target = Path(path)
+    if target.exists() and not is_zarr_array(target):
+        raise FileExistsError(f"{target} exists and is not a Zarr labels array; choose a new "
+                              "path ending in .zarr")
     if keep:
         try:
             array = open_array(path, mode="r+")

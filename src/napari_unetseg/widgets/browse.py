@@ -22,10 +22,10 @@ from qtpy.QtWidgets import (
     QListWidget,
     QMessageBox,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
+from .common import scroll_layout
 from .viewer_session import BROWSE, ViewerSession, real_viewer
 
 DONE = "✓ "
@@ -93,7 +93,7 @@ class BrowseWidget(QWidget):
         form = QFormLayout()
         form.addRow("Images:", row1)
         form.addRow("Labels to:", row2)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.list, 1)
         layout.addLayout(nav)

@@ -6,6 +6,59 @@ from __future__ import annotations
 MAX_PANEL_WIDTH = 420
 
 
+def scroll_layout(panel):
+    """The layout to fill for ``panel``: inside a vertical scroll area, so that a panel
+    never makes the viewer's window taller than the screen (its controls scroll instead).
+    """
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+
+    outer = QVBoxLayout(panel)
+    outer.setContentsMargins(0, 0, 0, 0)
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    inner = QWidget()
+    area.setWidget(inner)
+    outer.addWidget(area)
+    panel.scroll_area = area
+    return QVBoxLayout(inner)
+
+
+def dock_of(widget):
+    """The QDockWidget holding ``widget`` (None while it is not docked)."""
+    from qtpy.QtWidgets import QDockWidget
+
+    parent = widget.parent()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parent()
+    return parent
+
+
+def tabify_with(widget, others) -> bool:
+    """Put ``widget``'s dock in one tab group with the first docked of ``others`` (same
+    window and side), and show it. napari stacks plugin docks one above the other, which
+    leaves each a sliver of a laptop screen; tabbed, each panel gets the full height.
+    Returns whether it was tabified.
+    """
+    mine = dock_of(widget)
+    if mine is None or mine.isFloating():
+        return False
+    window = mine.parent()
+    for other in others:
+        theirs = dock_of(other) if other is not None and other is not widget else None
+        if (theirs is not None and theirs is not mine and theirs.parent() is window
+                and not theirs.isFloating()
+                and window.dockWidgetArea(theirs) == window.dockWidgetArea(mine)):
+            if mine not in window.tabifiedDockWidgets(theirs):
+                window.tabifyDockWidget(theirs, mine)
+            mine.show()
+            mine.raise_()
+            return True
+    return False
+
+
 def compact_combo(combo, chars: int = 16):
     """Let a combo box shrink to ``chars`` characters: long layer or file names otherwise
     widen the whole dock (the full name stays in the list and the tooltip)."""
@@ -41,7 +94,8 @@ def layer_picker(viewer, layer_type, label: str, tooltip: str):
     picker = create_widget(
         annotation=layer_type, label=label,
         options={"tooltip": tooltip, "nullable": False,
-                 "choices": lambda _w: [x for x in viewer.layers if isinstance(x, layer_type)]})
+                 "choices": lambda _w: [x for x in viewer.layers if isinstance(x, layer_type)
+                                        and not is_helper_layer(x)]})
     compact_combo(picker.native)
     return picker
 
@@ -55,8 +109,14 @@ def follow_layers(picker, event=None) -> None:
     """
     picker.reset_choices()
     added = getattr(event, "value", None)
-    if getattr(event, "type", None) == "inserted" and isinstance(added, picker.annotation):
+    if (getattr(event, "type", None) == "inserted" and isinstance(added, picker.annotation)
+            and not is_helper_layer(added)):
         picker.value = added
+
+
+def is_helper_layer(layer) -> bool:
+    """A layer a panel shows for the user's eyes only (the selection outline)."""
+    return bool(getattr(layer, "metadata", {}).get("unetseg_highlight"))
 
 
 def connect_layer_events(viewer, callback) -> None:

@@ -16,11 +16,10 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
-from .common import connect_layer_events, follow_layers, layer_picker
+from .common import connect_layer_events, follow_layers, layer_picker, scroll_layout
 from .session import STATE_KEY
 from .viewer_session import EDIT, ViewerSession, real_viewer
 
@@ -35,6 +34,7 @@ class EditWidget(QWidget):
         self.session.register(EDIT, self)
         self.selected: list[int] = []
         self._hooked: set[int] = set()
+        self._highlight_layer = None
 
         from napari.layers import Labels
 
@@ -81,7 +81,7 @@ class EditWidget(QWidget):
         form.addRow(self.selection_label)
         self.status_label = QLabel("Undo with Ctrl+Z in the viewer.")
         self.status_label.setWordWrap(True)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form)
         layout.addWidget(ops)
         layout.addWidget(whole)
@@ -142,6 +142,34 @@ class EditWidget(QWidget):
     def _show_selection(self) -> None:
         text = ", ".join(map(str, self.selected)) if self.selected else "none"
         self.selection_label.setText(f"Selected: {text}")
+        self._highlight()
+
+    def _highlight(self) -> None:
+        """Outline the selected objects in the canvas (a layer of its own, not editable)."""
+        layer = self.layer
+        old = self._highlight_layer
+        if old is not None and (old not in self.viewer.layers or layer is None
+                                or not self.selected):
+            if old in self.viewer.layers:
+                self.viewer.layers.remove(old)
+            self._highlight_layer = old = None
+        if layer is None or not self.selected:
+            return
+        mask = np.isin(np.asarray(layer.data), self.selected).astype(np.uint8)
+        if old is None:
+            from napari.utils.colormaps import DirectLabelColormap
+
+            active = self.viewer.layers.selection.active
+            old = self._highlight_layer = self.viewer.add_labels(
+                mask, name=f"{layer.name} selection", opacity=1.0, scale=layer.scale,
+                translate=layer.translate, metadata={"unetseg_highlight": True},
+                colormap=DirectLabelColormap(color_dict={None: "transparent", 1: "yellow"}))
+            old.contour = 2
+            old.editable = False
+            if active is not None:  # clicks keep going to the layer being edited
+                self.viewer.layers.selection.active = active
+        else:
+            old.data = mask
 
     # ------------------------------------------------------------------ applying
     def _apply(self, fn, what: str) -> bool:
@@ -167,6 +195,7 @@ class EditWidget(QWidget):
         else:
             layer.data_setitem(np.nonzero(changed), new[changed])
         self.status_label.setText(f"{what}: {n} pixels changed (Ctrl+Z undoes).")
+        self._highlight()
         return True
 
     def _need_selection(self, k: int) -> bool:

@@ -11,9 +11,16 @@ import threading
 from pathlib import Path
 
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from .common import connect_layer_events, first_line, follow_layers, layer_picker, start_worker
+from .common import (
+    connect_layer_events,
+    first_line,
+    follow_layers,
+    layer_picker,
+    scroll_layout,
+    start_worker,
+)
 from .viewer_session import LARGE_IMAGE, ViewerSession, real_viewer
 
 REGIONS = ("Current view", "Whole image")
@@ -109,7 +116,7 @@ class LargeImageWidget(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addWidget(self.form.native)
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)

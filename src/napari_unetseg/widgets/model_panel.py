@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from qtpy.QtCore import QSettings, Signal
+from qtpy.QtCore import QSettings, Qt, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -14,6 +14,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QToolButton,
     QWidget,
 )
 
@@ -42,26 +43,43 @@ def remember_checkpoint(path: str) -> None:
 
 
 def describe(info: dict) -> str:
-    """A few lines about a checkpoint for the panel."""
-    cfg = info.get("config", {})
+    """What a checkpoint is, in a biologist's words, for the panel."""
     prov = info.get("provenance", {})
     val = prov.get("validation") or {}
-    lines = [
-        f"Encoder: {cfg.get('encoder', '?')}  |  targets: {info.get('targets', '?')}",
-        f"Input channels: {cfg.get('in_channels', '?')}",
-    ]
-    data, n = prov.get("training_data"), prov.get("training_images")
-    if data and n and f"{n} images" in data:
-        n = None  # already said
-    if data or n:
-        lines.append("Trained on: " + ", ".join(
-            x for x in (data, f"{n} images" if n else None) if x))
-    if val.get("mAP_50_95") is not None:
-        lines.append(
-            f"Validation: mAP {val['mAP_50_95']:.3f}, AP50 {val.get('AP50', float('nan')):.3f}"
-            f" ({prov.get('validation_images', '?')} images)"
-        )
+    base = prov.get("base_model")
+    if base:
+        name = "the bundled model" if base == "default" else Path(str(base)).name
+        n = len(prov.get("images_used") or []) or prov.get("training_images")
+        date = str(prov.get("date", ""))[:10]
+        lines = [f"Fine-tuned from {name} on {n} of your corrected image(s)"
+                 + (f" ({date})." if date else ".")]
+    else:
+        n = prov.get("training_images")
+        data = str(prov.get("training_data") or "").split(",")[0].split(";")[0].split(" (")[0]
+        lines = ["Nuclei model" + (f" trained on {n} images" if n else "")
+                 + (f" ({data})" if data else "") + "."]
+    score, k = val.get("mAP_50_95"), prov.get("validation_images")
+    if score is not None:
+        lines.append(f"Score on {k or 'its'} held-out image{'s' if k != 1 else ''}: "
+                     f"{score:.2f} (mean average precision; 1 is perfect).")
+    if info.get("diameter"):
+        lines.append(f"Works at nuclei {info['diameter']:g} px across: each image is "
+                     "rescaled to that.")
     return "\n".join(lines)
+
+
+def describe_details(info: dict) -> str:
+    """The technical facts of a checkpoint (shown on request)."""
+    cfg = info.get("config", {})
+    t = info.get("thresholds", {})
+    return "\n".join([
+        f"File: {info.get('path', '?')}",
+        f"Encoder: {cfg.get('encoder', '?')}; outputs: {info.get('targets', '?')}; "
+        f"input channels: {cfg.get('in_channels', '?')}",
+        "Default thresholds: mask {mask_threshold}, seed {seed_threshold}, min size "
+        "{min_size} px".format(**t) if t else "",
+        f"Parameters: {info.get('parameters', '?'):,}" if info.get("parameters") else "",
+    ]).strip()
 
 
 class ModelPanel(QGroupBox):
@@ -96,12 +114,24 @@ class ModelPanel(QGroupBox):
         self.device_label.setWordWrap(True)
         self.info_label = QLabel("")
         self.info_label.setWordWrap(True)
+        self.details_button = QToolButton()
+        self.details_button.setText("Details")
+        self.details_button.setCheckable(True)
+        self.details_button.setToolTip("Show the model's file, architecture and thresholds")
+        self.details_label = QLabel("")
+        self.details_label.setWordWrap(True)
+        self.details_label.setVisible(False)
+        self.details_label.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details_button.toggled.connect(self.details_label.setVisible)
 
         form = QFormLayout(self)
         form.addRow("Checkpoint:", row)
         form.addRow("Device:", self.device_combo)
         form.addRow("In use:", self.device_label)
         form.addRow(self.info_label)
+        form.addRow(self.details_button)
+        form.addRow(self.details_label)
 
         self._fill_combo()
         self.model_combo.activated.connect(self._on_combo)
@@ -185,6 +215,7 @@ class ModelPanel(QGroupBox):
                    "torch": "PyTorch"}.get(predictor.backend, predictor.backend)
         self.device_label.setText(f"{predictor.device} ({backend})")
         self.info_label.setText(describe(info))
+        self.details_label.setText(describe_details(info))
         self.model_loaded.emit(predictor)
 
     def _on_failed(self, path: str, exc: Exception) -> None:

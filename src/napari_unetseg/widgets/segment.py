@@ -13,11 +13,25 @@ import threading
 import time
 
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from napari_unetseg.core.modes import TARGET_MODES
 
-from .common import connect_layer_events, first_line, preload_labels_display, start_worker
+from .common import (
+    connect_layer_events,
+    first_line,
+    preload_labels_display,
+    scroll_layout,
+    start_worker,
+)
 from .model_panel import ModelPanel
 from .segment_form import SCOPES, SegmentForm
 from .session import (
@@ -53,7 +67,6 @@ class SegmentWidget(QWidget):
         self._cancel = threading.Event()
         self._relay = _Relay()
         self._relay.tick.connect(self._on_tick)
-        self._pbar = None
 
         self.model_panel = ModelPanel(self, autoload=autoload, model=self.session.model)
         self.watershed = WatershedPanel(napari_viewer)
@@ -66,6 +79,10 @@ class SegmentWidget(QWidget):
         self.cancel_button.setEnabled(False)
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
+        # A plain progress bar: napari's own re-enters the event loop on every update, which
+        # let late ticks overwrite the final status ("Segmenting… tile 1/1" beside a result).
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setVisible(False)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
@@ -73,9 +90,10 @@ class SegmentWidget(QWidget):
         inner = QVBoxLayout(group)
         inner.addWidget(self.form.native)
         inner.addLayout(buttons)
+        inner.addWidget(self.progress_bar)
         inner.addWidget(self.status_label)
 
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addWidget(self.model_panel)
         layout.addWidget(group)
         layout.addWidget(self.watershed)
@@ -119,7 +137,6 @@ class SegmentWidget(QWidget):
     # ------------------------------------------------------------------ running
     def run(self) -> None:
         """Segment the chosen image layer in a worker thread."""
-        from napari.utils import progress
         from napari.utils.notifications import show_error
 
         if self._worker is not None:
@@ -169,7 +186,8 @@ class SegmentWidget(QWidget):
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status_label.setText(f"Segmenting {layer.name} on {predictor.device}…")
-        self._pbar = progress(total=1, desc=f"Segmenting {layer.name}")
+        self.progress_bar.setRange(0, 0)  # busy until the first tile is done
+        self.progress_bar.setVisible(True)
         self._worker = start_worker(
             self, work, returned=lambda r: self._on_done(layer, view, predictor, linking, r),
             errored=self._on_error, finished=self._on_finished)
@@ -192,10 +210,11 @@ class SegmentWidget(QWidget):
         self.status_label.setText("Cancelling…")
 
     def _on_tick(self, done: int, total: int) -> None:
-        if self._pbar is not None:
-            self._pbar.total = total
-            self._pbar.update(done - self._pbar.n)
-        self.status_label.setText(f"Segmenting… tile {done}/{total}")
+        if self._worker is None:
+            return  # a tick queued before the run ended: the result's status stands
+        self.progress_bar.setRange(0, max(total, 1))
+        self.progress_bar.setValue(done)
+        self.status_label.setText(f"Segmenting… {done}/{total}")
 
     def _on_done(self, image_layer, view: ImageView, predictor, linking: dict, result) -> None:
         if image_layer not in self.viewer.layers:
@@ -240,6 +259,8 @@ class SegmentWidget(QWidget):
         state = layer.metadata.get(STATE_KEY)
         if state is not None:
             state.mark_edited(event.value, layer.data.shape)
+            if layer is self.labels_layer:
+                self.watershed.recount()
 
     def _show_maps(self, image_layer, view, stack, targets: str) -> None:
         for c, cname in enumerate(TARGET_MODES[targets].map_names):
@@ -266,9 +287,7 @@ class SegmentWidget(QWidget):
 
     def _on_finished(self) -> None:
         self._worker = None
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
+        self.progress_bar.setVisible(False)
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 

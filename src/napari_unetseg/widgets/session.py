@@ -97,9 +97,13 @@ class SegmentationState:
         whether any edited object was kept.
         """
         from napari_unetseg.core.editing import merge_with_locked
+        from napari_unetseg.core.stacks import keep_ids
 
         labels = linked_labels(labels, len(self.view_shape) - 2,
                                self.stack_mode == "stitch", self.track)
+        if current is not None and np.shape(current) == labels.shape:
+            # Unchanged nuclei keep their ids (and colours): what split or merged stands out.
+            labels = keep_ids(labels, np.asarray(current))
         if current is None or self.edited is None or not self.edited.any():
             return labels, False
         return merge_with_locked(labels, np.asarray(current), self.edited), True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import gc
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +21,14 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QProgressBar,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
 from napari_unetseg.core.finetune import FINETUNE_DEFAULTS
 
-from .common import first_line, is_alive, start_worker
+from .common import first_line, is_alive, scroll_layout, start_worker
 from .viewer_session import TRAIN, ViewerSession, real_viewer
 
 FROM_BROWSER = "Saved labels of the browsed folder"
@@ -40,17 +41,22 @@ class _Relay(QObject):
 
     epoch = Signal(dict)
     step = Signal(int, int)
+    phase = Signal(str)
+
+
+LOSS_COLOUR, SCORE_COLOUR = (255, 160, 60), (90, 170, 255)
 
 
 class CurvePlot(QWidget):
-    """Loss (orange) and held-out mAP (blue) per epoch, each scaled to its own range."""
+    """Per epoch: training loss (left axis) and held-out mAP (right axis), with a legend."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.loss: list[float] = []
         self.score: list[float] = []
-        self.setMinimumHeight(70)
-        self.setToolTip("Per epoch: training loss (orange) and held-out mAP (blue)")
+        self.setMinimumHeight(130)
+        self.setToolTip("Per epoch: training loss (orange, left axis) and the held-out "
+                        "image's mAP (blue, right axis; higher is better)")
 
     def add(self, loss: float, score: float | None) -> None:
         self.loss.append(loss)
@@ -64,24 +70,60 @@ class CurvePlot(QWidget):
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(38, 41, 48))
-        w, h, m = self.width(), self.height(), 6
-        for values, color in ((self.loss, QColor(255, 160, 60)), (self.score,
-                                                                   QColor(90, 170, 255))):
-            v = np.asarray(values, float)
-            ok = np.isfinite(v)
-            if ok.sum() < 1:
-                continue
-            lo, hi = float(v[ok].min()), float(v[ok].max())
-            span = hi - lo or 1.0
-            n = max(len(v) - 1, 1)
-            pts = [QPointF(m + (w - 2 * m) * i / n, h - m - (h - 2 * m) * (x - lo) / span)
-                   for i, x in enumerate(v) if np.isfinite(x)]
-            p.setPen(QPen(color, 2))
-            for a, b in zip(pts, pts[1:]):
-                p.drawLine(a, b)
-            for a in pts[-1:]:
-                p.drawEllipse(a, 2, 2)
+        left, right, top, bottom = 40, 40, 20, 22
+        w, h = self.width() - left - right, self.height() - top - bottom
+        grey = QColor(170, 170, 170)
+        p.setPen(QPen(grey, 1))
+        p.drawRect(left, top, w, h)
+        n = max(len(self.loss), 1)
+        p.drawText(left, self.height() - 6, "1")
+        p.drawText(left + w - 12, self.height() - 6, str(n))
+        p.drawText(left + w // 2 - 14, self.height() - 6, "epoch")
+        self._legend(p, left)
+        for values, colour, side in ((self.loss, LOSS_COLOUR, "left"),
+                                     (self.score, SCORE_COLOUR, "right")):
+            self._curve(p, values, QColor(*colour), side, (left, top, w, h))
         p.end()
+
+    def _legend(self, p, x: int) -> None:
+        for label, colour in (("loss", LOSS_COLOUR), ("held-out mAP", SCORE_COLOUR)):
+            p.setPen(QPen(QColor(*colour), 3))
+            p.drawLine(x, 10, x + 14, 10)
+            p.setPen(QPen(QColor(220, 220, 220), 1))
+            p.drawText(x + 18, 14, label)
+            x += 24 + p.fontMetrics().horizontalAdvance(label) + 12
+
+    def _curve(self, p, values, colour, side: str, box) -> None:
+        left, top, w, h = box
+        v = np.asarray(values, float)
+        ok = np.isfinite(v)
+        if not ok.any():
+            return
+        lo, hi = float(v[ok].min()), float(v[ok].max())
+        if side == "right":  # a score: 0 at the bottom, so that a rise reads as a rise
+            lo, hi = 0.0, max(hi, 0.05)
+        span = hi - lo or 1.0
+        p.setPen(QPen(colour, 1))
+        x_text = 2 if side == "left" else left + w + 3
+        p.drawText(x_text, top + 10, f"{hi:.2f}")
+        p.drawText(x_text, top + h, f"{lo:.2f}")
+        n = max(len(v) - 1, 1)
+        pts = [QPointF(left + w * (i / n if len(v) > 1 else 0.5),
+                       top + h - h * (x - lo) / span) for i, x in enumerate(v) if np.isfinite(x)]
+        p.setPen(QPen(colour, 2))
+        for a, b in zip(pts, pts[1:]):
+            p.drawLine(a, b)
+        for a in pts:
+            p.drawEllipse(a, 2.5, 2.5)
+
+
+def time_left(fraction: float, elapsed: float) -> str:
+    """'about 2 min left' from the fraction of a run done and the seconds it took."""
+    if fraction <= 0.01:
+        return ""
+    left = elapsed * (1 - fraction) / fraction
+    return (f"about {left / 60:.0f} min left" if left >= 90 else
+            f"about {max(left, 1):.0f} s left")
 
 
 class TrainWidget(QWidget):
@@ -108,7 +150,9 @@ class TrainWidget(QWidget):
         self._relay = _Relay()
         self._relay.epoch.connect(self._on_epoch)
         self._relay.step.connect(self._on_step)
-        self._pbar = None
+        self._relay.phase.connect(self._on_phase)
+        self._started = 0.0
+        self._epochs_done = 0
         self.result: dict | None = None
         self._auto_output: str | None = None  # the default file name last filled in
 
@@ -160,16 +204,21 @@ class TrainWidget(QWidget):
         self.base_label.setToolTip("Training starts from the model in use in the Segment panel")
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A plain progress bar with the time left; napari's own re-enters the event loop.
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setVisible(False)
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
         buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addWidget(self.base_label)
         layout.addWidget(self.form.native)
         layout.addWidget(self.images_list, 1)
         layout.addWidget(self.refresh_button)
         layout.addLayout(buttons)
+        layout.addWidget(self.progress_bar)
         layout.addWidget(self.plot)
         layout.addWidget(self.status)
         layout.addWidget(self.remaining_button)
@@ -184,6 +233,27 @@ class TrainWidget(QWidget):
         if qt_window is not None:
             qt_window.installEventFilter(self)
         self._update_source()
+
+    def output_path(self) -> Path:
+        """The checkpoint to write: the Save-as box, made a ``.pt`` file name (empty: the
+        default name; a folder: the default name inside it)."""
+        text = str(self.output.value or "").strip()
+        if text in ("", "."):
+            return self._default_output()
+        out = Path(text).expanduser()
+        if out.is_dir():
+            return out / self._default_output().name
+        return out if out.suffix.lower() == ".pt" else out.with_name(out.name + ".pt")
+
+    def event(self, event) -> bool:
+        from qtpy.QtCore import QEvent
+
+        # Closing the dock takes the panel out of the window (napari does not delete it):
+        # a run it started stops at its next step, the best model so far is kept.
+        if (event.type() == QEvent.Type.ParentChange and self.parent() is None
+                and self._worker is not None):
+            self._cancel.set()
+        return super().event(event)
 
     def eventFilter(self, obj, event) -> bool:  # the viewer window is closing
         from qtpy.QtCore import QEvent
@@ -283,7 +353,6 @@ class TrainWidget(QWidget):
 
     def train(self) -> None:
         """Start fine-tuning in a worker thread."""
-        from napari.utils import progress
         from napari.utils.notifications import show_error
 
         from napari_unetseg.core.finetune import FineTuneError, check_pairs, fine_tune
@@ -297,14 +366,14 @@ class TrainWidget(QWidget):
             self.status.setText(str(exc))
             return
         base = self.base_model()
-        out = Path(str(self.output.value or self._default_output()))
+        out = self.output_path()
         hold = bool(self.hold_out.value) and len(pairs) >= 2
         kwargs = dict(minutes=float(self.minutes.value),
                       epochs=int(self.epochs.value) or None, lr=float(self.lr.value),
                       hold_out=hold, tune_thresholds=bool(self.tune.value),
                       int8_in_child=True,
                       on_epoch=self._relay.epoch.emit, on_step=self._relay.step.emit,
-                      cancel=self._cancel.is_set)
+                      cancel=self._cancel.is_set, log=self._relay.phase.emit)
         self._cancel.clear()
         self.plot.clear()
         self.result = None
@@ -313,7 +382,12 @@ class TrainWidget(QWidget):
         self.cancel_button.setEnabled(True)
         self.status.setText(f"Training on {len(pairs) - hold} image(s) from {Path(base).name}"
                             + (f", holding out {pairs[-1].name}" if hold else "") + "…")
-        self._pbar = progress(total=0, desc="Training on corrected labels")
+        self._started, self._epochs_done = time.perf_counter(), 0
+        self._budget = (float(self.minutes.value) * 60, int(self.epochs.value) or None)
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("starting…")
+        self.progress_bar.setVisible(True)
         # Python's full garbage collections stop every thread, the UI's too. Building the
         # model makes the training thread run one, which walked all of napari's ~650 000
         # objects for 0.3-0.5 s (gc callbacks in bench_ui_stall.py). Objects alive now are
@@ -333,21 +407,36 @@ class TrainWidget(QWidget):
     def busy(self) -> bool:
         return self._worker is not None
 
+    def _fraction(self, done: int = 0, total: int = 1) -> float:
+        """The part of the run done: time against the budget, or epochs against theirs."""
+        seconds, epochs = self._budget
+        elapsed = time.perf_counter() - self._started
+        by_time = elapsed / seconds if seconds else 0.0
+        by_epochs = ((self._epochs_done + done / max(total, 1)) / epochs) if epochs else 0.0
+        return min(1.0, max(by_time, by_epochs))
+
     def _on_step(self, done: int, total: int) -> None:
-        if self._pbar is not None:
-            self._pbar.total = total
-            self._pbar.n = done
-            self._pbar.refresh()
+        if self._worker is None:
+            return
+        fraction = self._fraction(done, total)
+        self.progress_bar.setValue(int(fraction * 1000))
+        self.progress_bar.setFormat(
+            f"training: %p%   {time_left(fraction, time.perf_counter() - self._started)}")
+
+    def _on_phase(self, text: str) -> None:
+        """After training: tuning thresholds, scoring, making the int8 model."""
+        if self._worker is not None and text.startswith("now: "):
+            self.progress_bar.setValue(1000)
+            self.progress_bar.setFormat(text[len("now: "):])
 
     def _on_epoch(self, line: dict) -> None:
+        self._epochs_done = int(line["epoch"])
         score = line.get("mAP_50_95")
         self.plot.add(float(line["loss"]), score)
         text = f"Epoch {line['epoch']}: loss {line['loss']:.3f}"
         if score is not None:
             text += f", held-out mAP {score:.3f}"
         self.status.setText(text)
-        if self._pbar is not None:
-            self._pbar.set_description(text)
 
     def _on_done(self, result: dict) -> None:
         self.result = result
@@ -377,9 +466,7 @@ class TrainWidget(QWidget):
 
     def _on_finished(self) -> None:
         self._worker = None
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
+        self.progress_bar.setVisible(False)
         self.train_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 

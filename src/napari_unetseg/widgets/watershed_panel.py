@@ -148,6 +148,17 @@ class WatershedPanel(QGroupBox):
             where = ""
         self.count_label.setText(f"{count_objects(labels)} objects{where}")
 
+    def recount(self) -> None:
+        """Count the objects of the layer again (after a hand edit, a merge, a split)."""
+        state, layer = self.state(), self.labels_layer
+        if state is None:
+            return
+        where = ("" if not state.stack.stack_shape or getattr(state.stack, "volumetric", False)
+                 else f" in {len(state.stack.sheds)} plane(s)")
+        self.count_label.setText(f"{count_objects(np.asarray(layer.data))} objects{where}"
+                                 + (" (3D)" if getattr(state.stack, "volumetric", False)
+                                    else ""))
+
     # ------------------------------------------------------------------ live updates
     def _current_plane(self) -> int:
         layer = self.labels_layer

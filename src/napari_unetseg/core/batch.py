@@ -76,6 +76,7 @@ class PredictJob:
     save_maps: bool = False
     overwrite: bool = False
     block: int | None = None  # segment 2D images block by block with this block size
+    channel: int | None = None  # 1-based channel to segment in multi-channel images
 
 
 def is_zarr(path: Path) -> bool:
@@ -141,7 +142,14 @@ def _segment_in_memory(job: PredictJob, path: Path, target: Path, out_dir: Path,
 
     predictor = loaded(job.model)
     image, file_axes = io.read_image_with_axes(path)
-    axes = check_axes(image.shape, job.axes or file_axes)
+    if job.channel is not None:
+        from .inference import guess_axes
+
+        given = job.axes or file_axes or guess_axes(image.shape)
+        image, given = io.select_channel(image, given, job.channel - 1)
+        axes = check_axes(image.shape, given)
+    else:
+        axes = check_axes(image.shape, job.axes or file_axes)
     mode = stack_mode(job.mode, axes)
     thresholds = _thresholds(job, predictor)
     voxel = job.voxel_size or io.read_voxel_size(path)
@@ -181,6 +189,7 @@ def _segment_in_memory(job: PredictJob, path: Path, target: Path, out_dir: Path,
 def _provenance(job: PredictJob, path: Path, thresholds: dict, mode: str, voxel) -> dict:
     return {"model": str(job.model.model), "thresholds": thresholds, "source": path.name,
             "tta": job.tta, "mode": mode, "track": job.track,
+            **({"channel": job.channel} if job.channel is not None else {}),
             **({"voxel_size_um": list(voxel)} if voxel else {})}
 
 

@@ -76,6 +76,10 @@ def read_image_with_axes(path: str | Path) -> tuple[np.ndarray, str | None]:
                 series = tif.series[0]
                 data = series.asarray()
                 axes = series.axes
+            if "Q" in axes:
+                # tifffile's "unknown" axis: the file records no axes (a (256, 256, 5) array
+                # is stored as 256 pages of 256 x 5). Guessed from the shape instead.
+                return data, None
             data, axes = _reorder(data, axes)
             return data, axes
         import imageio.v3 as iio
@@ -89,6 +93,56 @@ def read_image_with_axes(path: str | Path) -> tuple[np.ndarray, str | None]:
     if data.ndim not in (2, 3) or data.size == 0:
         raise ImageReadError(f"{p}: unexpected image shape {data.shape}")
     return data, None
+
+
+def stored_axes(path: str | Path) -> str | None:
+    """The axes of a TIFF's first series in the order the pixels are stored (``"CYX"``),
+    from its ImageJ or OME metadata; colour samples (S) count as channels (C).
+
+    napari's own reader gives the stored array, so these name a layer's axes. None for
+    other files, unreadable ones, or files that record no axes beyond the pixel grid.
+    """
+    p = Path(path)
+    if p.suffix.lower() not in _TIFF or not p.is_file():
+        return None
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(p) as tif:
+            axes = tif.series[0].axes.upper().replace("S", "C")
+    except Exception:
+        return None
+    return axes if set(axes) - {"Y", "X"} else None
+
+
+def select_channel(image: np.ndarray, axes: str, channel: int) -> tuple[np.ndarray, str]:
+    """One channel of an image: the C axis dropped.
+
+    Parameters
+    ----------
+    image : ndarray
+    axes : str
+        One letter per axis, with a ``C``.
+    channel : int
+        0-based index along C.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img, axes = select_channel(np.zeros((2, 5, 6)), "CYX", 1)
+    >>> img.shape, axes
+    ((5, 6), 'YX')
+    """
+    axes = axes.upper()
+    if "C" not in axes:
+        raise ValueError(f"the image has no channel axis (axes {axes}); leave the channel "
+                         "out, or give the axes")
+    k = axes.index("C")
+    n = image.shape[k]
+    if not 0 <= channel < n:
+        raise ValueError(f"channel {channel} does not exist: the image has {n} channel(s), "
+                         f"0 to {n - 1}")
+    return np.take(image, channel, axis=k), axes.replace("C", "")
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -150,11 +150,13 @@ class SegmentWidget(QWidget):
             show_error("No model is loaded yet; wait for it or choose a checkpoint")
             return
         try:
-            view = ImageView.of(layer)
+            view = self.form.checked_view()
         except ValueError as exc:
             show_error(str(exc))
             return
         linking = self.form.linking(view)
+        channel = (None if self.form.channel_axis.value is None
+                   else int(self.form.channel.value))
         self.watershed.follow_mode(linking["stack_mode"] == "3d")
         thresholds, diameter = self.thresholds(), self.form.diameter()
         if linking["stack_mode"] == "3d":
@@ -189,7 +191,8 @@ class SegmentWidget(QWidget):
         self.progress_bar.setRange(0, 0)  # busy until the first tile is done
         self.progress_bar.setVisible(True)
         self._worker = start_worker(
-            self, work, returned=lambda r: self._on_done(layer, view, predictor, linking, r),
+            self, work,
+            returned=lambda r: self._on_done(layer, view, predictor, linking, r, channel),
             errored=self._on_error, finished=self._on_finished)
 
     def run_when_ready(self) -> None:
@@ -216,7 +219,8 @@ class SegmentWidget(QWidget):
         self.progress_bar.setValue(done)
         self.status_label.setText(f"Segmenting… {done}/{total}")
 
-    def _on_done(self, image_layer, view: ImageView, predictor, linking: dict, result) -> None:
+    def _on_done(self, image_layer, view: ImageView, predictor, linking: dict, result,
+                 channel: int | None = None) -> None:
         if image_layer not in self.viewer.layers:
             # The image was closed meanwhile (the browser moved on): drop the result rather
             # than add labels for an image that is gone.
@@ -233,7 +237,8 @@ class SegmentWidget(QWidget):
             "unetseg_axes": view.label_axes,
             "unetseg_provenance": {"model": state.model, "thresholds": state.thresholds,
                                    "source": image_layer.name, "mode": state.stack_mode,
-                                   "track": state.track},
+                                   "track": state.track,
+                                   **({"channel": channel} if channel else {})},
         }
         existing = self.viewer.layers[name] if name in self.viewer.layers else None
         if existing is not None and existing.data.shape == labels.shape:

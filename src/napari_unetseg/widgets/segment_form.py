@@ -25,6 +25,28 @@ DIAMETER_TIP = (
 )
 
 
+CHANNEL_NAMES = ("c", "ch", "channel", "channels")
+
+
+def layer_channel_axis(layer) -> int | None:
+    """The channel axis of an image layer, from its axis labels or its file's metadata
+    (ImageJ, OME-TIFF); None when neither says (napari's own reader opens a CYX TIFF as a
+    stack of planes)."""
+    from napari_unetseg.core.io import stored_axes
+
+    if layer.rgb:
+        return None
+    data = layer.data[0] if layer.multiscale else layer.data
+    for i, name in enumerate(getattr(layer, "axis_labels", ()) or ()):
+        if str(name).lower() in CHANNEL_NAMES:
+            return i
+    path = getattr(getattr(layer, "source", None), "path", None)
+    axes = stored_axes(path) if path else None
+    if axes and len(axes) == data.ndim and "C" in axes:
+        return axes.index("C")
+    return None
+
+
 def layer_voxel_size(layer) -> tuple[float, float, float]:
     """The voxel size of an image layer: its scale when set, else its file's, else 1."""
     from pathlib import Path
@@ -44,10 +66,20 @@ class SegmentForm:
     """What to segment and how: image, planes, linking through Z and time, diameter."""
 
     def __init__(self, viewer):
-        from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox
+        from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
         from napari.layers import Image
 
         self.image_picker = layer_picker(viewer, Image, "Image", "Image layer to segment")
+        # Choices from a function: magicgui resets them when the panel is docked.
+        self.channel_axis = ComboBox(
+            label="Channels", choices=lambda _w: self._channel_choices(),
+            tooltip="The axis that holds channels (read from the file or the layer when they "
+                    "say); the nuclear channel alone is segmented")
+        self.channel = SpinBox(label="Nuclear channel", min=1, max=1, value=1,
+                               tooltip="The channel with the nuclear stain (1 is the first)")
+        self.channel_warning = Label(value="")
+        self.channel_warning.native.setWordWrap(True)
+        self.channel_warning.native.setStyleSheet("color: #ffb060")
         self.scope = ComboBox(label="Planes", choices=SCOPES,
                               tooltip="For stacks: the plane on screen, or every plane")
         self.stack_mode = ComboBox(
@@ -68,11 +100,15 @@ class SegmentForm:
         self.diameter_box.native.setSpecialValueText("auto")  # 0 means "estimate it"
         self.diameter_box.native.setSuffix(" px")
         self.show_maps = CheckBox(text="Also show probability maps")
-        self.container = Container(widgets=[self.image_picker, self.scope, self.stack_mode,
+        self.container = Container(widgets=[self.image_picker, self.channel_axis, self.channel,
+                                            self.channel_warning, self.scope, self.stack_mode,
                                             self.voxel_row, self.track, self.diameter_box,
                                             self.show_maps])
         self.stack_mode.changed.connect(lambda _: self.update_stack_controls())
+        self.channel_axis.changed.connect(lambda _: self._channel_axis_changed())
+        self.channel.changed.connect(lambda _: self.update_stack_controls())
         self.image_picker.changed.connect(lambda _: self._image_changed())
+        self._image_changed()  # the image already chosen when the panel opens
 
     @property
     def native(self):
@@ -85,21 +121,61 @@ class SegmentForm:
 
     def view(self) -> ImageView | None:
         """How the chosen image splits into planes (None if none is chosen or unsupported)."""
-        if self.image_picker.value is None:
-            return None
         try:
-            return ImageView.of(self.image_picker.value)
+            return self.checked_view()
         except ValueError:
             return None
 
+    def checked_view(self) -> ImageView | None:
+        """:meth:`view`, with a one-line ValueError when the image cannot be segmented."""
+        if self.image_picker.value is None:
+            return None
+        axis = self.channel_axis.value
+        return ImageView.of(self.image_picker.value, axis, int(self.channel.value) - 1)
+
     def _image_changed(self) -> None:
-        self.update_stack_controls()
         layer = self.image_picker.value
+        self._offer_channels(layer)
+        self.update_stack_controls()
         if layer is not None:
             self.set_voxel_size(layer_voxel_size(layer))
 
+    def _channel_choices(self) -> list:
+        """Channel axes to choose from: the leading axes of a non-RGB image with 2 to 8
+        entries."""
+        choices: list = [("none", None)]
+        picker = getattr(self, "image_picker", None)  # None while the form is being built
+        layer = None if picker is None else picker.value
+        if layer is not None and not layer.rgb:
+            data = layer.data[0] if layer.multiscale else layer.data
+            choices += [(f"axis {i} ({n})", i) for i, n in enumerate(data.shape[:-2])
+                        if 2 <= n <= 8]
+        return choices
+
+    def _offer_channels(self, layer) -> None:
+        """Offer the image's possible channel axes; the one its file or layer names is
+        chosen."""
+        self.channel_axis.reset_choices()
+        known = layer_channel_axis(layer) if layer is not None else None
+        offered = [c[1] for c in self._channel_choices()]
+        self.channel_axis.value = known if known in offered else None
+        self._channel_axis_changed()
+
+    def _channel_axis_changed(self) -> None:
+        layer, axis = self.image_picker.value, self.channel_axis.value
+        if axis is not None and layer is not None:
+            data = layer.data[0] if layer.multiscale else layer.data
+            self.channel.max = int(data.shape[axis])
+        self.update_stack_controls()
+
     def update_stack_controls(self) -> None:
         """The stack choices only mean something for stacks; 3d always takes all planes."""
+        layer = self.image_picker.value
+        several = len(self.channel_axis.choices) > 1
+        self.channel_axis.visible = several
+        self.channel.visible = several and self.channel_axis.value is not None
+        self.channel_warning.value = self._channel_hint(layer)
+        self.channel_warning.visible = bool(self.channel_warning.value)
         view = self.view()
         stack = bool(view is not None and view.stack_shape)
         whole = stack and self.stack_mode.value == "3d"
@@ -111,6 +187,16 @@ class SegmentForm:
         self.voxel_row.visible = stack
         # One extra axis is Z for 3d (nothing to link over time), time otherwise.
         self.track.visible = stack and not (whole and len(view.stack_shape) == 1)
+
+    def _channel_hint(self, layer) -> str:
+        """A warning for a "stack" of 2 to 4 planes that may be channels."""
+        if layer is None or layer.rgb or self.channel_axis.value is not None:
+            return ""
+        data = layer.data[0] if layer.multiscale else layer.data
+        if data.ndim == 3 and 2 <= data.shape[0] <= 4:
+            return (f"Only {data.shape[0]} planes: if they are channels (a nuclear stain and "
+                    "others), choose Channels: axis 0 and the nuclear channel.")
+        return ""
 
     def voxel_size(self) -> tuple[float, float, float]:
         """The voxel size (Z, Y, X) in µm in the boxes."""

@@ -26,10 +26,26 @@ class ImageView:
     plane_shape: tuple[int, int]
 
     @classmethod
-    def of(cls, layer) -> ImageView:
+    def of(cls, layer, channel_axis: int | None = None, channel: int = 0) -> ImageView:
+        """The planes of ``layer``; with ``channel_axis``, those of one ``channel`` along it
+        (a multi-channel image segmented on its nuclear channel)."""
         data = layer.data[0] if layer.multiscale else layer.data
         rgb = bool(layer.rgb)
+        if channel_axis is not None and not rgb:
+            if not 0 <= channel < data.shape[channel_axis]:
+                raise ValueError(f"layer {layer.name!r} has {data.shape[channel_axis]} "
+                                 f"channels; there is no channel {channel + 1}")
+            index = [slice(None)] * data.ndim
+            index[channel_axis] = channel
+            data = data[tuple(index)]
         n_lead = data.ndim - 2 - int(rgb)
+        if not rgb and data.ndim >= 3:
+            from napari_unetseg.core.inference import guess_axes
+
+            try:  # (Y, X, 6) is an image with 6 channels, not 64 planes 6 pixels wide
+                guess_axes(tuple(data.shape))
+            except ValueError as exc:
+                raise ValueError(f"layer {layer.name!r}: {exc}") from None
         if n_lead < 0 or n_lead > 2:
             raise ValueError(
                 f"layer {layer.name!r} has shape {tuple(data.shape)}; supported are 2D gray or "

@@ -150,7 +150,13 @@ def test_browse_segment_edit_quit_and_resume(make_napari_viewer, qtbot, tmp_path
     again.show(0)
     assert (again.labels_layer.data[_square(saved.shape)] == 777).all()
 
-    # Export all: the images differ in shape, so one TIFF per image plus one CSV.
+    # Export all: the corrected labels only, unless asked (b_tissue was never corrected).
+    only = tmp_path / "corrected"
+    again.export_all(str(only))
+    assert sorted(p.name for p in only.iterdir()) == ["labels_stack.tif", "objects.csv"]
+    assert {r["image"] for r in csv.DictReader(open(only / "objects.csv"))} == {"a_fluo"}
+    # With the uncorrected ones: the images differ in shape, one TIFF each plus one CSV.
+    again.include_uncorrected.setChecked(True)
     out = tmp_path / "export"
     again.export_all(str(out))
     assert sorted(p.name for p in out.iterdir()) == ["a_fluo.tif", "b_tissue.tif", "objects.csv"]

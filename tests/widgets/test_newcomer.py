@@ -51,3 +51,33 @@ def test_closing_the_window_saves_edited_labels(make_napari_viewer, tmp_path):
     viewer.window._qt_window.close()
     saved = tifffile.imread(folder / "labels" / "tissue_stained.tif")
     assert (saved[:20, :20] == 999).all()
+
+
+def test_all_panels_fit_a_1366x768_laptop_as_scrollable_tabs(make_napari_viewer, qtbot):
+    from qtpy.QtWidgets import QApplication, QPushButton
+
+    from napari_unetseg.widgets.common import dock_of
+
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1366, 768)
+    names = (*PANELS, "Segment large image (blocks, Dask)")
+    widgets = [viewer.window.add_plugin_dock_widget("napari-unetseg", n)[1] for n in names]
+    qtbot.wait(300)  # the panels join one tab group once docked
+    QApplication.processEvents()
+    assert window.width() <= 1366 and window.height() <= 768, window.size()
+    docks = [dock_of(w) for w in widgets]
+    assert all(d is not None for d in docks)
+    assert set(window.tabifiedDockWidgets(docks[0])) == set(docks[1:])  # one tab group
+    canvas = viewer.window._qt_viewer.canvas.native
+    assert canvas.width() >= 600, canvas.width()  # room left for the image
+    for name, w, dock in zip(names, widgets, docks):
+        dock.raise_()
+        qtbot.wait(50)
+        for button in w.findChildren(QPushButton):
+            if button.isHidden() or not button.isVisibleTo(w):
+                continue  # hidden on purpose (controls of another mode)
+            w.scroll_area.ensureWidgetVisible(button)
+            QApplication.processEvents()
+            assert not button.visibleRegion().isEmpty(), (name, button.text())
+        assert window.width() <= 1366 and window.height() <= 768, (name, window.size())

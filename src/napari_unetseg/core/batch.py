@@ -310,7 +310,7 @@ def dask_client(workers: int, scheduler: str | None):
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise ValueError("--workers and --scheduler need Dask distributed: "
+        raise ValueError("several workers or a Dask scheduler need Dask distributed: "
                          "pip install 'napari-unetseg[distributed]'") from None
     if scheduler is not None:
         return Client(scheduler, timeout="30s")

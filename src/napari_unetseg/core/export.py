@@ -9,37 +9,57 @@ import numpy as np
 
 from .io import write_label_tiff
 
-COLUMNS = ("image", "plane", "label", "area", "centroid_y", "centroid_x", "mean_intensity")
+#: ``area`` is in pixels; ``area_um2`` needs the pixel size; ``intensity_source`` says what
+#: ``mean_intensity`` measures (the image's one channel, or the mean of its colours).
+COLUMNS = ("image", "plane", "label", "area", "area_um2", "centroid_y", "centroid_x",
+           "mean_intensity", "intensity_source")
 #: Columns of 3D objects (labels with a Z axis, one id per nucleus through Z).
 COLUMNS_3D = ("image", "frame", "label", "volume_voxels", "volume_um3", "centroid_z",
-              "centroid_y", "centroid_x", "mean_intensity")
+              "centroid_y", "centroid_x", "mean_intensity", "intensity_source")
 
 
-def _gray(image: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+def _gray(image: np.ndarray | None, shape: tuple[int, ...]):
+    """The intensities measured per object, and what they are (None, "" without)."""
     if image is None:
-        return None
+        return None, ""
     image = np.asarray(image)
+    what = "image (one channel)"
     if image.shape[:-1] == shape and image.ndim == len(shape) + 1 and image.shape[-1] <= 4:
         image = image[..., :3].mean(axis=-1)  # color: mean over channels (alpha dropped)
-    return image.astype(np.float64) if image.shape == shape else None
+        what = "mean of the colour channels"
+    if image.shape != shape:
+        return None, ""
+    return image.astype(np.float64), what
 
 
 def object_table(labels: np.ndarray, image: np.ndarray | None = None, name: str = "", *,
                  axes: str | None = None, voxel_size: tuple[float, ...] | None = None,
-                 per_plane: bool = False) -> list:
+                 per_plane: bool = False, intensity_source: str | None = None) -> list:
     """One row per object, with scikit-image's ``regionprops_table``.
 
     2D objects (labels without a Z axis, or planes of a stack segmented on their own): image
     name, plane, label, area, centroid, mean intensity, plane by plane. 3D objects (``axes``
     with Z): image name, frame (time point, empty without T), label, volume in voxels and,
     with ``voxel_size`` (Z, Y, X in µm), in µm³, centroid z/y/x in voxels, mean intensity.
-    ``mean_intensity`` is empty when no matching intensity image is given. ``per_plane``
-    gives 2D rows for a stack whose planes were segmented on their own (mode ``2d``).
+    ``mean_intensity`` is empty when no matching intensity image is given;
+    ``intensity_source`` says what it measures (default: the image's one channel, or the
+    mean of its colours). 2D rows have ``area_um2`` when ``voxel_size`` gives the pixel
+    size (its last two values). ``per_plane`` gives 2D rows for a stack whose planes were
+    segmented on their own (mode ``2d``). Ids far larger than their count (2**32 + 5) are
+    measured through a compact numbering and reported as they are.
     """
     from skimage.measure import regionprops_table
 
     labels = np.asarray(labels)
-    gray = _gray(image, labels.shape)
+    original_ids = None
+    if labels.size and int(labels.max()) > 4 * labels.size:
+        # Sparse ids (one of 2**32 + 5): regionprops sizes its work by the largest id.
+        from skimage.segmentation import relabel_sequential
+
+        labels, _, original_ids = relabel_sequential(labels)
+    gray, source = _gray(image, labels.shape)
+    source = intensity_source or source
+    pixel = float(np.prod(voxel_size[-2:])) if voxel_size else None
     volumes = axes is not None and "Z" in axes.upper() and not per_plane
     n_space = 3 if volumes else 2
     parts = labels.reshape(-1, *labels.shape[-n_space:])
@@ -52,6 +72,8 @@ def object_table(labels: np.ndarray, image: np.ndarray | None = None, name: str 
         kwargs = {} if gparts is None else {"intensity_image": gparts[i]}
         props = ["label", "area", "centroid", *(["intensity_mean"] if kwargs else [])]
         t = regionprops_table(part, properties=props, **kwargs)
+        if original_ids is not None:
+            t["label"] = np.asarray(original_ids[t["label"]])
         for k in range(len(t["label"])):
             mean = round(float(t["intensity_mean"][k]), 3) if kwargs else ""
             c = [round(float(t[f"centroid-{d}"][k]), 2) for d in range(n_space)]
@@ -61,11 +83,13 @@ def object_table(labels: np.ndarray, image: np.ndarray | None = None, name: str 
                              "label": int(t["label"][k]), "volume_voxels": size,
                              "volume_um3": round(size * voxel, 3) if voxel else "",
                              "centroid_z": c[0], "centroid_y": c[1], "centroid_x": c[2],
-                             "mean_intensity": mean})
+                             "mean_intensity": mean, "intensity_source": source})
             else:
                 rows.append({"image": name, "plane": i if labels.ndim > 2 else "",
                              "label": int(t["label"][k]), "area": size,
-                             "centroid_y": c[0], "centroid_x": c[1], "mean_intensity": mean})
+                             "area_um2": round(size * pixel, 4) if pixel else "",
+                             "centroid_y": c[0], "centroid_x": c[1], "mean_intensity": mean,
+                             "intensity_source": source})
     return rows
 
 

@@ -114,7 +114,8 @@ def evaluate_folders(gt_dir, pred_dir) -> tuple[dict, list[dict]]:
     """Score predicted label files against ground truth, matched by file stem.
 
     A missing prediction scores 0 for its image. Returns the summary (``mAP_50_95``,
-    ``AP50``, ``AP75``, ``images``, ``missing_predictions``) and one row per image.
+    ``AP50``, ``AP75``, ``images``, ``missing_predictions``, ``objects_true``,
+    ``objects_predicted``) and one row per image (with its object counts).
     """
     from .io import ImageReadError, is_label_tiff, list_images, read_labels
 
@@ -130,8 +131,10 @@ def evaluate_folders(gt_dir, pred_dir) -> tuple[dict, list[dict]]:
             f"{len(orphans)} prediction(s) in {pred_dir} have no ground truth in {gt_dir} "
             f"(e.g. {preds[orphans[0]].name}); are --gt and --pred the right folders?")
     per, rows, missing = [], [], 0
+    totals = {"true": 0, "predicted": 0}
     for stem in sorted(gts):
         gt = read_labels(gts[stem])
+        n_true, n_pred = _object_count(gt), 0
         if gt.size and gt.min() < 0:
             raise ImageReadError(f"{gts[stem]}: ground truth has negative labels")
         if stem in preds:
@@ -142,12 +145,23 @@ def evaluate_folders(gt_dir, pred_dir) -> tuple[dict, list[dict]]:
             if pred.size and pred.min() < 0:
                 raise ImageReadError(f"{preds[stem]}: prediction has negative labels")
             s = image_scores(gt, pred)
+            n_pred = _object_count(pred)
         else:
             s = np.zeros(IOU_THRESHOLDS.size)
             missing += 1
         per.append(s)
+        totals["true"] += n_true
+        totals["predicted"] += n_pred
         rows.append({"image": stem, "mAP_50_95": float(s.mean()), "AP50": float(s[0]),
-                     "AP75": float(s[5]), "missing": stem not in preds})
+                     "AP75": float(s[5]), "objects_true": n_true, "objects_predicted": n_pred,
+                     "missing": stem not in preds})
     summary = summarize(per)
-    summary.update(images=len(gts), missing_predictions=missing)
+    summary.update(images=len(gts), missing_predictions=missing,
+                   objects_true=totals["true"], objects_predicted=totals["predicted"])
     return summary, rows
+
+
+def _object_count(labels: np.ndarray) -> int:
+    """Distinct non-zero ids."""
+    ids = np.unique(labels)
+    return int(np.count_nonzero(ids))

@@ -73,6 +73,9 @@ class BrowseWidget(QWidget):
         self.auto_check = QCheckBox("Segment images without labels automatically")
         self.auto_check.setChecked(True)
         self.ask_check = QCheckBox("Ask before saving")
+        self.include_uncorrected = QCheckBox("Include labels nobody corrected")
+        self.include_uncorrected.setToolTip(
+            "Export all: also the images whose labels are the model's, as segmented")
         self.export_layer_button = QPushButton("Export current labels…")
         self.export_all_button = QPushButton("Export all labels…")
         self.status_label = QLabel("")
@@ -99,6 +102,7 @@ class BrowseWidget(QWidget):
         layout.addLayout(nav)
         layout.addWidget(self.auto_check)
         layout.addWidget(self.ask_check)
+        layout.addWidget(self.include_uncorrected)
         layout.addLayout(exp)
         layout.addWidget(self.status_label)
 
@@ -435,9 +439,14 @@ class BrowseWidget(QWidget):
 
         if not self._leave_current():
             return
-        done = [p for p in self.images if self.label_path(p).exists()]
+        saved = [p for p in self.images if self.label_path(p).exists()]
+        include = self.include_uncorrected.isChecked()
+        done = [p for p in saved if include or self._corrected(p)]
+        left_out = len(saved) - len(done)
         if not done:
-            show_error("No saved labels to export yet")
+            show_error("No corrected labels to export yet" + (
+                f" ({left_out} image(s) have labels nobody corrected: tick 'Include labels "
+                "nobody corrected' to export them)" if left_out else ""))
             return
         if out_dir is None:
             out_dir = QFileDialog.getExistingDirectory(self, "Export into folder")
@@ -459,5 +468,7 @@ class BrowseWidget(QWidget):
         except (FileExistsError, ValueError, OSError) as exc:
             show_error(str(exc))
             return
-        show_info(f"Exported {len(done)} images to {', '.join(p.name for p in written)}")
+        show_info(f"Exported {len(done)} images to {', '.join(p.name for p in written)}"
+                  + (f"; {left_out} with labels nobody corrected were left out" if left_out
+                     else ""))
 

@@ -104,6 +104,8 @@ class LargeImageWidget(QWidget):
         self.form = Container(widgets=[self.image_picker, self.region, self.place,
                                        self.workers, self.scheduler, self.block, self.output])
         self.place.changed.connect(lambda _: self._update_place())
+        self._auto_output = ""
+        self.image_picker.changed.connect(lambda _: self._suggest_output())
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -126,9 +128,31 @@ class LargeImageWidget(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         connect_layer_events(napari_viewer, self._on_layers_changed)
         self._update_place()
+        self._suggest_output()
 
     def _on_layers_changed(self, event=None) -> None:
         follow_layers(self.image_picker, event)
+        self._suggest_output()
+
+    def _suggest_output(self) -> None:
+        """Fill the labels path from the chosen image (beside its file, or in the home
+        folder) until the user types their own. An OME-Zarr keeps its labels inside
+        itself: the box stays empty for it."""
+        from napari_unetseg.core.batch import is_zarr
+
+        layer = self.image_picker.value
+        current = str(self.output.value or "").strip()
+        if layer is None or current not in ("", ".", self._auto_output):
+            return
+        source = image_source_of(layer)
+        if isinstance(source, str) and is_zarr(Path(source)):
+            return
+        if isinstance(source, str):
+            suggestion = str(Path(source).with_name(Path(source).stem + "_labels.zarr"))
+        else:
+            suggestion = str(Path.home() / "napari-unetseg" / f"{layer.name}_labels.zarr")
+        self._auto_output = suggestion
+        self.output.value = suggestion
         if self.labels_layer is not None and self.labels_layer not in self.viewer.layers:
             self.labels_layer = None
 

@@ -106,7 +106,7 @@ def segment_file(job: PredictJob, path, out_dir, progress: Callable | None = Non
     target = output_of(path, out_dir)
     record = {"image": str(path), "output": str(target), "status": "written", "message": "",
               "seconds": 0.0}
-    if target.exists():
+    if finished(job, path, out_dir):
         if not job.overwrite:
             return dict(record, status="skipped", message=f"{target} exists (use --overwrite)")
         if not is_zarr(path) and not io.is_label_tiff(target):
@@ -123,8 +123,37 @@ def segment_file(job: PredictJob, path, out_dir, progress: Callable | None = Non
         where = "" if str(exc).startswith(str(path)) else f"{path}: "
         return dict(record, status="failed", message=f"{where}{exc}")
     except OSError as exc:
-        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write {_written_name(exc, target)}: "
+                          f"{exc.strerror or exc}") from None
     return dict(record, seconds=round(time.perf_counter() - t0, 2))
+
+
+def _written_name(exc: OSError, target: Path) -> Path:
+    """The file a write error is about (the maps, say, not the labels), without the
+    temporary name it was being written under."""
+    if not exc.filename:
+        return target
+    name = Path(exc.filename)
+    clean = name.name[1:] if name.name.startswith(".") else name.name
+    return name.with_name(clean.removesuffix(".tmp"))
+
+
+def maps_path(path: Path, out_dir: Path) -> Path:
+    """Where ``--save-maps`` writes the maps of one input."""
+    return Path(out_dir) / f"{Path(path).stem}_maps.tif"
+
+
+def finished(job: PredictJob, path: Path, out_dir: Path) -> bool:
+    """Whether everything ``job`` writes for ``path`` is there and complete (a rerun after
+    a crash or Ctrl+C redoes the rest: unfinished Zarr labels, maps not yet written)."""
+    from .writers import zarr_labels_complete
+
+    if is_zarr(path):
+        return zarr_labels_complete(path)
+    target = output_of(path, out_dir)
+    if not target.exists():
+        return False
+    return not job.save_maps or maps_path(path, out_dir).exists()
 
 
 def _thresholds(job: PredictJob, predictor) -> dict:
@@ -162,7 +191,7 @@ def _segment_in_memory(job: PredictJob, path: Path, target: Path, out_dir: Path,
                                         anisotropy=anisotropy(voxel), diameter=job.diameter,
                                         has_time="T" in axes, progress=progress)
         if job.save_maps:
-            maps = np.stack([seg.channel(c, label_axes) for c in range(predictor.n_outputs)])
+            maps = np.stack([seg.channel(c, labels.shape) for c in range(predictor.n_outputs)])
     elif job.save_maps:
         info: dict = {}
         maps = predictor.predict(image, axes=axes, tile=job.tile, tta=job.tta,
@@ -179,11 +208,13 @@ def _segment_in_memory(job: PredictJob, path: Path, target: Path, out_dir: Path,
     if mode == "stitch" or job.track:
         labels = link_stack(labels, label_axes, stitch=mode == "stitch", track=job.track,
                             iou_threshold=job.stitch_iou)
-    io.write_label_tiff(target, labels, axes=label_axes, overwrite=job.overwrite,
+    # Labels of an earlier run whose maps were never written are this run's to replace.
+    io.write_label_tiff(target, labels, axes=label_axes,
+                        overwrite=job.overwrite or (target.exists() and io.is_label_tiff(target)),
                         provenance=_provenance(job, path, thresholds, mode, voxel),
                         voxel_size=voxel)
     if maps is not None:
-        write_maps(out_dir / f"{path.stem}_maps.tif", maps, label_axes, job.overwrite)
+        write_maps(maps_path(path, out_dir), maps, label_axes, job.overwrite)
 
 
 def _provenance(job: PredictJob, path: Path, thresholds: dict, mode: str, voxel) -> dict:
@@ -313,7 +344,12 @@ def dask_client(workers: int, scheduler: str | None):
         raise ValueError("several workers or a Dask scheduler need Dask distributed: "
                          "pip install 'napari-unetseg[distributed]'") from None
     if scheduler is not None:
-        return Client(scheduler, timeout="30s")
+        try:
+            return Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"cannot reach the Dask scheduler at {scheduler} ({reason[:120]});"
+                             " is it running, and is the address right?") from None
     # One thread per worker process: ONNX Runtime and torch use the cores themselves.
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                            dashboard_address=None)

@@ -46,7 +46,9 @@ class ImageSource:
         if isinstance(image, ImageSource):
             return image
         if isinstance(image, (str, Path)):
-            return cls(path=str(image), key=_image_key(Path(image)))
+            source = cls(path=str(image), key=_image_key(Path(image)))
+            source.full_shape  # noqa: B018 - opened now: a bad file is one line, before work
+            return source
         return cls(array=image)
 
     def __getstate__(self):
@@ -89,27 +91,82 @@ class ImageSource:
         return np.asarray(self.data[oy + y0:oy + y1, ox + x0:ox + x1])
 
 
+def _multiscales(path: Path) -> dict:
+    """The first ``multiscales`` entry of an OME-Zarr image; one-line errors otherwise."""
+    import zarr
+
+    from .io import ImageReadError
+
+    try:
+        group = zarr.open_group(str(path), mode="r")
+    except Exception:
+        raise ImageReadError(f"{path}: a plain Zarr array or an unreadable folder, not an "
+                             "OME-Zarr image (a group with multiscales metadata)") from None
+    attrs = dict(group.attrs)
+    ms = (attrs.get("ome") or attrs).get("multiscales")
+    if not ms:
+        raise ImageReadError(f"{path}: no OME-Zarr multiscales metadata (is it an OME-Zarr "
+                             "image?)")
+    try:
+        entry = ms[0]
+        entry["datasets"][0]["path"]
+        if not isinstance(entry, dict):
+            raise TypeError
+    except (TypeError, KeyError, IndexError):
+        raise ImageReadError(f"{path}: damaged OME-Zarr multiscales metadata") from None
+    return entry
+
+
 def _image_key(path: Path) -> str:
     """The full-resolution array of an OME-Zarr image (its first multiscale dataset)."""
     if path.suffix.lower() != ".zarr" and not (path / "zarr.json").exists() and not (
             path / ".zattrs").exists():
         return "0"
-    import zarr
+    return str(_multiscales(path)["datasets"][0]["path"])
 
-    attrs = dict(zarr.open_group(str(path), mode="r").attrs)
-    ms = (attrs.get("ome") or attrs).get("multiscales")
-    return ms[0]["datasets"][0]["path"] if ms else "0"
+
+def _ome_axes(path: Path) -> str | None:
+    """The axes an OME-Zarr image declares (``"zyx"``), or None."""
+    try:
+        axes = _multiscales(path).get("axes")
+        return "".join((a["name"] if isinstance(a, dict) else str(a))[0].lower()
+                       for a in axes) if axes else None
+    except Exception:
+        return None
 
 
 def _open_lazy(path: Path, key: str):
     import zarr
 
+    from .io import ImageReadError
+
     if path.is_dir():
-        arr = zarr.open_group(str(path), mode="r")[key]
+        try:
+            arr = zarr.open_group(str(path), mode="r")[key]
+            arr.shape  # noqa: B018 - a group or a dangling path fails here
+        except Exception:
+            raise ImageReadError(f"{path}: its OME-Zarr dataset {key!r} is missing or not an "
+                                 "array") from None
+        axes = _ome_axes(path)
+        if axes and len(axes) == arr.ndim:
+            # OME-Zarr axes are [t][c][z]yx: never colour last. Length-1 axes are dropped.
+            lead = [a for a, n in zip(axes[:-2], arr.shape[:-2]) if n > 1]
+            if lead:
+                raise ImageReadError(
+                    f"{path}: block-by-block segmentation takes one 2D plane (y, x); this "
+                    f"image has axes {axes}, shape {tuple(arr.shape)}")
+            if arr.ndim > 2:
+                return _Squeezed(arr, arr.ndim - 2)
+            return arr
     else:
         import tifffile
 
-        arr = zarr.open(tifffile.imread(str(path), aszarr=True), mode="r")
+        try:
+            arr = zarr.open(tifffile.imread(str(path), aszarr=True), mode="r")
+        except Exception as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ImageReadError(f"{path}: block-by-block segmentation reads TIFF and "
+                                 f"OME-Zarr images ({reason})") from None
     if arr.ndim > 3 or (arr.ndim == 3 and arr.shape[-1] > 4):
         # OME-Zarr images are (T, C, Z, Y, X) at most: take a 2D (Y, X) plane.
         lead = arr.ndim - 2

@@ -88,8 +88,13 @@ def save_checkpoint(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    try:
+        torch.save(payload, tmp)
+        tmp.replace(path)
+    except (OSError, RuntimeError) as exc:  # a full disk: no half-written file stays
+        tmp.unlink(missing_ok=True)
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise CheckpointError(f"cannot write {path}: {reason}") from None
     return path
 
 
@@ -162,6 +167,32 @@ _BUILD_KEYS = ("encoder", "in_channels", "targets", "upsample", "encoder_kwargs"
 _UNSAFE_TIMM_WORDS = ("checkpoint", "pretrained", "file", "url", "path", "hub", "cache")
 
 
+#: Largest ``min_size`` (pixels at the model's scale): a nucleus of the canonical 24 px is
+#: ~450 px, so anything near this already removes every object.
+MAX_MIN_SIZE = 100_000
+
+
+def check_normalization(norm: dict, in_channels, path="normalization") -> None:
+    """Refuse input settings this program cannot apply (one sentence naming the value)."""
+    import math
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if norm.get("kind") != "percentile":
+        raise CheckpointError(f"{path}: input normalization {norm.get('kind')!r} is unknown "
+                              "(this program applies 'percentile')")
+    low, high = norm.get("low"), norm.get("high")
+    if not (number(low) and number(high) and 0 <= low < high <= 100):
+        raise CheckpointError(f"{path}: normalization percentiles {low!r}, {high!r} must be "
+                              "numbers with 0 <= low < high <= 100")
+    channels = norm.get("channels")
+    if channels not in (1, 3) or channels != in_channels:
+        raise CheckpointError(f"{path}: the model takes {in_channels!r} input channels and "
+                              f"its normalization {channels!r}; 1 or 3, the same for both, "
+                              "are supported")
+
+
 def check_thresholds(thresholds: dict, path="thresholds") -> dict:
     """Validated watershed thresholds: probabilities in [0, 1], a non-negative min size.
 
@@ -181,8 +212,9 @@ def check_thresholds(thresholds: dict, path="thresholds") -> dict:
         out[key] = float(v)
     v = thresholds.get("min_size")
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not (
-            math.isfinite(v) and 0 <= v <= 1e9):
-        raise CheckpointError(f"{path}: min_size = {v!r} is not a non-negative number of pixels")
+            math.isfinite(v) and 0 <= v <= MAX_MIN_SIZE):
+        raise CheckpointError(f"{path}: min_size = {v!r} is not a number of pixels from 0 to "
+                              f"{MAX_MIN_SIZE} (larger would remove every nucleus)")
     out["min_size"] = int(v)
     return out
 
@@ -241,6 +273,50 @@ def checked_config(config, path, trust_code: bool = False) -> dict:
     return build
 
 
+#: Largest model a checkpoint may describe: the bundled one has 4 million parameters.
+MAX_PARAMETERS = 200_000_000
+#: Largest number of float values one layer may produce per input pixel (channels divided
+#: by the layer's stride squared): with a 2048² tile, 256 of them are 4 GiB in one tensor.
+MAX_VALUES_PER_PIXEL = 256
+
+
+def check_size(model, in_channels: int = 3, path="the model", forward: bool = True) -> None:
+    """Refuse an architecture whose size or working memory is absurd, from what it implies
+    (parameters, and one forward pass on PyTorch's meta device, which computes shapes only)
+    rather than from each configuration field alone: a 40 KB file can describe a model of
+    billions of parameters or of 9 GB activations.
+    """
+    import torch
+
+    n = sum(t.numel() for t in model.parameters())
+    if n > MAX_PARAMETERS:
+        raise CheckpointError(f"{path} describes a model of {n / 1e6:,.0f} million parameters "
+                              f"(at most {MAX_PARAMETERS / 1e6:.0f} million are accepted); "
+                              "the file is damaged or not meant for this program")
+    if not forward:
+        return
+    largest = [0]
+
+    def record(_module, _inputs, output):
+        if isinstance(output, torch.Tensor):
+            largest[0] = max(largest[0], output.numel())
+
+    hooks = [m.register_forward_hook(record) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(torch.empty(1, in_channels, 256, 256, device="meta"))
+    except Exception:
+        return  # a model the meta device cannot run: its parameters were checked
+    finally:
+        for h in hooks:
+            h.remove()
+    per_pixel = largest[0] / (256 * 256)
+    if per_pixel > MAX_VALUES_PER_PIXEL:
+        raise CheckpointError(f"{path} describes layers of {per_pixel:,.0f} values per pixel "
+                              f"(at most {MAX_VALUES_PER_PIXEL}); one image tile would need "
+                              "tens of GB; the file is damaged or not meant for this program")
+
+
 def _build_without_init(build: dict):
     """The model of a checkpoint with uninitialized weights (they are loaded right after).
 
@@ -257,6 +333,14 @@ def _build_without_init(build: dict):
     try:
         with torch.device("meta"):
             model = build_model(**build)
+    except Exception:
+        return build_model(**build)
+    # Before any memory is given to it. timm encoders have the fixed widths of their names;
+    # their forward pass on the meta device costs ~0.2 s, so only the parameters count.
+    check_size(model, build.get("in_channels", 3),
+               forward=build.get("encoder") == "unet" or build.get("decoder_channels")
+               is not None)
+    try:
         model = model.to_empty(device="cpu")
     except Exception:
         return build_model(**build)
@@ -302,6 +386,7 @@ def load_checkpoint(path: str | Path, *, trust_code: bool = False):
         if not isinstance(payload.get(key), dict):
             raise CheckpointError(f"{p} has no {key} settings; it is damaged")
     thresholds = check_thresholds(payload["thresholds"], p)
+    check_normalization(payload["normalization"], build.get("in_channels"), p)
     try:
         model = _build_without_init(build)
     except Exception as exc:  # an unknown encoder, a missing builder module ...

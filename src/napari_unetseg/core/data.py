@@ -129,6 +129,13 @@ def load_pair(image_path: Path, label_path: Path) -> tuple[np.ndarray, np.ndarra
             f"shape mismatch: {image_path.name} is {image.shape[:2]} but "
             f"{label_path.name} is {labels.shape}"
         )
+    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
+        raise DatasetError(f"{label_path}: labels have negative ids; ids are 0 (background) "
+                           "and positive whole numbers")
+    if labels.dtype.kind == "u" and labels.size and labels.max() > np.iinfo(np.int32).max:
+        from skimage.segmentation import relabel_sequential
+
+        labels = relabel_sequential(labels)[0]  # ids beyond int32 stay distinct
     return image, labels
 
 
@@ -139,6 +146,9 @@ def load_samples(pairs: list[tuple[Path, Path]], normalization: dict,
     for ip, lp in pairs:
         image, labels = load_pair(ip, lp)
         out.append(make_sample(ip.stem, image, labels, normalization, diameter))
+    if out and not any(s.labels.any() for s in out):
+        raise DatasetError(f"none of the {len(out)} label files has an object (all are "
+                           "empty): nothing to learn from")
     return out
 
 

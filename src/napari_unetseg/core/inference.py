@@ -72,6 +72,8 @@ def guess_axes(shape: tuple[int, ...]) -> str:
 
 def check_axes(shape: tuple[int, ...], axes: str | None) -> str:
     """Validate user axes (or guess them); the result ends with ``YX`` or ``YXC``."""
+    if 0 in tuple(shape):
+        raise ValueError(f"the image is empty (shape {tuple(shape)})")
     if axes is None:
         return guess_axes(shape)
     axes = axes.upper()

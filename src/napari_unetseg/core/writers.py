@@ -125,6 +125,18 @@ def _complete(group) -> bool:
     return "multiscales" in (attrs.get("ome") or attrs)
 
 
+def zarr_labels_complete(image: Path) -> bool:
+    """Whether an OME-Zarr image holds finished ``labels/unetseg`` (its metadata is written
+    after the last block: a run killed midway leaves none)."""
+    import zarr
+
+    try:
+        group = zarr.open_group(str(Path(image) / "labels" / ZARR_LABELS_NAME), mode="r")
+        return _complete(group)
+    except Exception:
+        return False
+
+
 def write_tiled_label_tiff(target: Path, shape, block: int, produce, provenance: dict,
                            overwrite: bool) -> None:
     """A label TIFF written tile by tile (BigTIFF, tiles of ``block``²): bounded memory.

@@ -115,6 +115,7 @@ class BrowseWidget(QWidget):
         self.list.itemActivated.connect(lambda item: self.show(self.list.row(item)))
         self.export_layer_button.clicked.connect(self.export_current)
         self.export_all_button.clicked.connect(self.export_all)
+        napari_viewer.layers.events.inserted.connect(self._adopt_hand_made)
         napari_viewer.bind_key("PageDown", lambda v: self.next(), overwrite=True)
         napari_viewer.bind_key("PageUp", lambda v: self.previous(), overwrite=True)
         app = QApplication.instance()
@@ -166,7 +167,20 @@ class BrowseWidget(QWidget):
         self.show(todo[0] if todo else 0)
 
     def label_path(self, image: Path) -> Path:
+        """``<labels folder>/<stem>.tif``; ``<stem>_<suffix>.tif`` when another image of the
+        folder has the same stem (``a.png`` and ``a.tif`` must not share one file)."""
+        image = Path(image)
+        twins = sum(p.stem == image.stem for p in self.images)
+        if twins > 1:
+            return self.out_dir / f"{image.stem}_{image.suffix.lstrip('.').lower()}.tif"
         return self.out_dir / f"{image.stem}.tif"
+
+    def _foreign(self, provenance: dict, image: Path) -> bool:
+        """Labels saved for another image (another folder sharing this labels folder, or a
+        file of another name): never shown over this one, never replaced."""
+        source, folder = provenance.get("source"), provenance.get("source_folder")
+        return ((source is not None and source != image.name)
+                or (folder is not None and folder != str(image.parent)))
 
     def _refresh_list(self) -> None:
         self.list.clear()
@@ -221,6 +235,13 @@ class BrowseWidget(QWidget):
         elif saved.exists():
             labels, axes, prov = read_label_tiff(saved)
             plane = image.shape[:2] if not rgb or image.ndim == 3 else image.shape[-3:-1]
+            if self._foreign(prov, path):
+                show_error(f"{saved} holds the labels of {prov.get('source_folder', '')}"
+                           f"/{prov.get('source')}, not of {path}; they are not shown and "
+                           "will not be replaced (choose another 'Labels to' folder)")
+                self.list.setCurrentRow(i)
+                self._update_buttons()
+                return
             if labels.shape[-2:] != tuple(plane):
                 # Not this image's labels (another folder's file of the same name?): neither
                 # shown over it nor replaced.
@@ -256,6 +277,25 @@ class BrowseWidget(QWidget):
         self.viewer.layers.events.inserted.connect(adopt)
         seg.run_when_ready()
 
+    def _adopt_hand_made(self, event) -> None:
+        """A Labels layer the user makes for the image on screen (Layers ▸ New labels) is
+        its labels from then on: saved like the others."""
+        from napari.layers import Labels
+
+        from .common import is_helper_layer
+
+        layer = event.value
+        if (not isinstance(layer, Labels) or is_helper_layer(layer) or self.index is None
+                or self.image_layer is None or self.image_layer not in self.viewer.layers
+                or (self.labels_layer is not None and self.labels_layer in self.viewer.layers)
+                or "unetseg_state" in layer.metadata
+                or "unetseg_provenance" in layer.metadata):
+            return
+        image = self.image_layer
+        plane = image.data.shape[:-1] if image.rgb else image.data.shape
+        if tuple(layer.data.shape[-2:]) == tuple(plane[-2:]):
+            self._track(layer)
+
     def _track(self, layer) -> None:
         self.labels_layer = layer
         self.dirty = False
@@ -290,13 +330,24 @@ class BrowseWidget(QWidget):
         """Write the current labels to ``<output>/<image stem>.tif``."""
         from napari.utils.notifications import show_error
 
-        from napari_unetseg.core.io import write_label_tiff
+        from napari_unetseg.core.io import read_label_tiff, write_label_tiff
 
         if self.labels_layer is None or self.index is None:
             return True
-        path = self.label_path(self.images[self.index])
+        image = self.images[self.index]
+        path = self.label_path(image)
+        if path.exists():
+            try:
+                foreign = self._foreign(read_label_tiff(path)[2], image)
+            except (OSError, ValueError):
+                foreign = True  # not a label file of ours: never replaced
+            if foreign:
+                show_error(f"Not saved: {path} holds another image's labels; choose another "
+                           "'Labels to' folder")
+                return False
         md = self.labels_layer.metadata
-        prov = dict(md.get("unetseg_provenance") or {}, source=self.images[self.index].name)
+        prov = dict(md.get("unetseg_provenance") or {}, source=image.name,
+                    source_folder=str(image.parent))
         # Corrected by hand now or in an earlier session: the training panel offers these.
         # Labels not made by a model (no "model" in their record) were made by someone.
         prov["edited_by_hand"] = bool(self.edited or prov.get("edited_by_hand",
@@ -317,6 +368,19 @@ class BrowseWidget(QWidget):
     def _save_on_exit(self) -> None:
         if self.dirty:
             self.save()
+
+    def event(self, event) -> bool:
+        # Closing the dock takes the panel out of the window (napari keeps the object):
+        # the keys it bound go back to napari, and edited labels are saved.
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
+            for key in ("PageDown", "PageUp"):
+                try:
+                    self.viewer.bind_key(key, None)
+                except (KeyError, ValueError, TypeError):
+                    pass
+            if self.dirty:
+                self.save()
+        return super().event(event)
 
     def hideEvent(self, event) -> None:  # the dock was closed
         if self.dirty:

@@ -341,3 +341,274 @@ def test_predicting_a_folder_skips_label_files_and_evaluate_spots_mixed_folders(
     gt.mkdir()
     shutil.copy(SAMPLES / "labels" / "fluorescence_nuclei.tif", gt)
     one_line_error(unetseg("evaluate", "--gt", gt, "--pred", out), "no ground truth")
+
+
+# ------------------------------------------------------------------ round 3 (issue 28)
+# Each case: what a user typed -> the outcome. "2": one line naming the problem, exit 2,
+# before any work; "1": that input failed in one line, the batch went on.
+
+
+@pytest.fixture
+def stack_tif(tmp_path):
+    image = tifffile.imread(SAMPLES / "nuclei_3d.tif")[:4]
+    path = tmp_path / "zstack.tif"
+    tifffile.imwrite(path, image, imagej=True, metadata={"axes": "ZYX"})
+    return path
+
+
+def read_sample(name):
+    from napari_unetseg.core.io import read_image
+
+    return read_image(SAMPLES / f"{name}.png")
+
+
+def test_maps_of_a_z_stack_are_written_and_a_rerun_writes_missing_maps(
+        tmp_path, tiny_model_path, stack_tif):
+    out = tmp_path / "out"
+    r = unetseg("predict", stack_tif, "--out", out, "--model", tiny_model_path, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert not (out / "zstack_maps.tif").exists()
+    # The maps were asked for later (or a Ctrl+C came between labels and maps): a rerun
+    # writes them instead of skipping the image.
+    r = unetseg("predict", stack_tif, "--out", out, "--model", tiny_model_path, "--quiet",
+                "--save-maps")
+    assert r.returncode == 0, r.stderr
+    maps = tifffile.imread(out / "zstack_maps.tif")
+    assert maps.shape[0] == 4 and "0 skipped" in r.stderr
+    r = unetseg("predict", stack_tif, "--out", out, "--model", tiny_model_path, "--quiet",
+                "--save-maps")
+    assert r.returncode == 0 and "1 skipped" in r.stderr
+
+
+def test_an_unfinished_ome_zarr_run_is_finished_by_a_rerun(tmp_path, tiny_model_path):
+    zarr = pytest.importorskip("zarr")
+    from napari_unetseg.core.writers import zarr_labels_complete
+
+    image_path = tmp_path / "img.zarr"
+    _ome(image_path, read_sample("tissue_stained")[..., 0], "yx")
+    # What a killed run leaves: the labels group without its metadata.
+    zarr.open_group(str(image_path / "labels" / "unetseg"), mode="w").create_array(
+        "0", shape=(256, 320), dtype="uint32")
+    assert not zarr_labels_complete(image_path)
+    r = unetseg("predict", image_path, "--out", tmp_path / "o", "--model", tiny_model_path,
+                "--quiet")
+    assert r.returncode == 0 and "1 written" in r.stderr, r.stderr
+    assert zarr_labels_complete(image_path)
+
+
+def _ome(path, data, axes):
+    import zarr
+    from ome_zarr.writer import write_image
+
+    write_image(data, zarr.open_group(str(path), mode="w"), axes=axes, scale_factors=())
+
+
+@pytest.mark.parametrize(("case", "args", "words"), [
+    ("Z step 1000x the pixel", ("--voxel-size", "1000,1,1"), ["1e+03 times"]),
+    ("absurd voxel size", ("--voxel-size", "1e300,1,1"), ["times the pixel size"]),
+    ("huge block", ("--block", "100000"), ["--block must be"]),
+    ("block on a PNG", ("--block", "256"), ["TIFF and OME-Zarr", "img.png"]),
+    ("scheduler not running", ("--scheduler", "tcp://127.0.0.1:1"),
+     ["cannot reach the Dask scheduler"]),
+    ("300-character --out", ("--out-name", "x" * 300), ["longer than 255"]),
+    ("abbreviated option", ("--tru",), ["unrecognized arguments"]),
+    ("channel 0", ("--channel", "0"), ["counts from 1"]),
+])
+def test_predict_refuses_impossible_requests_in_one_line(tmp_path, tiny_model_path, case,
+                                                          args, words):
+    img = tmp_path / "img.png"
+    img.write_bytes((SAMPLES / "tissue_stained.png").read_bytes())
+    out = tmp_path / "out"
+    if args[0] == "--out-name":
+        out, args = tmp_path / args[1], ()
+    r = unetseg("predict", img, "--out", out, "--model", tiny_model_path, *args)
+    assert r.returncode == 2, (case, r.returncode, r.stderr[-600:])
+    assert "Traceback" not in r.stderr, case
+    last = r.stderr.strip().splitlines()[-1]
+    for w in words:
+        assert w in last, (case, last)
+    assert not (tmp_path / "out" / "img.tif").exists()
+
+
+@pytest.mark.parametrize(("case", "make", "words"), [
+    ("5 channels stored as 256 pages", lambda p: tifffile.imwrite(
+        p / "five.tif", np.zeros((256, 256, 5), np.uint8)), ["5 channels"]),
+    ("empty OME-Zarr group", lambda p: __import__("zarr").open_group(
+        str(p / "empty.zarr"), mode="w"), ["no OME-Zarr multiscales"]),
+    ("plain Zarr array", lambda p: __import__("zarr").open_array(
+        str(p / "plain.zarr"), mode="w", shape=(64, 64), dtype="uint8"), ["plain Zarr array"]),
+    ("OME-Zarr declared zyx", lambda p: _ome(p / "zyx.zarr", np.zeros((300, 400, 3), np.uint8),
+                                             "zyx"), ["axes zyx"]),
+])
+def test_misread_or_malformed_inputs_fail_in_one_line(tmp_path, tiny_model_path, case, make,
+                                                     words):
+    pytest.importorskip("zarr")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    make(inputs)
+    target = next(inputs.iterdir())
+    r = unetseg("predict", target, "--out", tmp_path / "out", "--model", tiny_model_path,
+                "--quiet")
+    assert r.returncode == 1, (case, r.stderr[-600:])
+    assert "Traceback" not in r.stderr, case
+    assert any(all(w in line for w in words) for line in r.stderr.splitlines()), (case,
+                                                                                 r.stderr)
+    assert not (tmp_path / "out" / f"{target.stem}.tif").exists()
+
+
+@pytest.mark.parametrize(("case", "attrs", "words"), [
+    ("dataset path is a group", {"multiscales": [{"datasets": [{"path": "g"}]}]},
+     ["missing or not an array"]),
+    ("dangling dataset path", {"multiscales": [{"datasets": [{"path": "nowhere"}]}]},
+     ["missing or not an array"]),
+    ("multiscales a string", {"multiscales": "oops"}, ["damaged OME-Zarr"]),
+])
+def test_damaged_ome_zarr_metadata_is_one_line(tmp_path, tiny_model_path, case, attrs, words):
+    zarr = pytest.importorskip("zarr")
+    path = tmp_path / "bad.zarr"
+    group = zarr.open_group(str(path), mode="w")
+    group.require_group("g")
+    group.attrs.update(attrs)
+    r = unetseg("predict", path, "--out", tmp_path / "out", "--model", tiny_model_path,
+                "--quiet")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, (case, r.stderr[-500:])
+    assert any(all(w in line for w in words) for line in r.stderr.splitlines()), r.stderr
+
+
+@pytest.mark.parametrize(("case", "args", "words"), [
+    ("batch of 0", ("--batch-size", "0"), ["--batch-size must be 1 or more"]),
+    ("negative epoch images", ("--epoch-images", "-5"), ["--epoch-images must be 1"]),
+    ("negative canonical diameter", ("--canonical-diameter", "-5"), ["canonical-diameter"]),
+])
+def test_train_refuses_settings_that_cannot_train(tmp_path, case, args, words):
+    images, labels = tmp_path / "i", tmp_path / "l"
+    images.mkdir()
+    labels.mkdir()
+    (images / "a.png").write_bytes((SAMPLES / "tissue_stained.png").read_bytes())
+    (labels / "a.tif").write_bytes((SAMPLES / "labels" / "tissue_stained.tif").read_bytes())
+    r = unetseg("train", "--images", images, "--labels", labels, "--epochs", "1", "--out",
+                tmp_path / "m.pt", *args)
+    one_line_error(r, *words)
+    assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize(("case", "labels", "words"), [
+    ("negative ids", np.full((256, 320), -3, np.int16), ["negative ids"]),
+    ("no object anywhere", np.zeros((256, 320), np.uint16), ["has an object"]),
+])
+def test_training_refuses_labels_it_cannot_learn_from(tmp_path, case, labels, words):
+    images, folder = tmp_path / "i", tmp_path / "l"
+    images.mkdir()
+    folder.mkdir()
+    (images / "a.png").write_bytes((SAMPLES / "tissue_stained.png").read_bytes())
+    tifffile.imwrite(folder / "a.tif", labels)
+    r = unetseg("train", "--images", images, "--labels", folder, "--epochs", "1", "--out",
+                tmp_path / "m.pt")
+    one_line_error(r, *words)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_outputs_are_never_written_over_other_files(tmp_path, tiny_model_path):
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(b"a picture the user keeps")
+    images = tmp_path / "imgs"
+    images.mkdir()
+    (images / "a.png").write_bytes((SAMPLES / "tissue_stained.png").read_bytes())
+    one_line_error(unetseg("quantize", tiny_model_path, "--images", images, "--out", victim),
+                   ".onnx")
+    assert victim.read_bytes() == b"a picture the user keeps"
+    # evaluate --csv into a folder that does not exist: refused before the evaluation.
+    one_line_error(unetseg("evaluate", "--gt", images, "--pred", images, "--csv",
+                           tmp_path / "nowhere" / "scores.csv"), "does not exist")
+    # Zarr labels are never written over a folder that is not a Zarr array (Zarr's "w"
+    # mode would empty it first).
+    from napari_unetseg.core.writers import _array_to_write
+
+    keep = tmp_path / "my_folder"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a Zarr labels array"):
+        _array_to_write(None, str(keep), {"shape": (4, 4)}, keep=False)
+    assert (keep / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(("case", "change", "words"), [
+    ("min_size 1e9", {"thresholds": {"min_size": 1e9}}, ["min_size"]),
+    ("unknown normalization", {"normalization": {"kind": "evil"}}, ["normalization"]),
+    ("7 input channels", {"normalization": {"channels": 7}}, ["input channels"]),
+    ("4 x 512 U-Net", {"config": {"encoder_kwargs": {"depth": 4, "base_width": 512}}},
+     ["million parameters"]),
+])
+def test_checkpoints_beyond_what_can_run_are_refused_before_building(
+        tmp_path, tiny_model_path, case, change, words):
+    bad = crafted(tiny_model_path, tmp_path / "bad.pt", **change)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(bad)
+    for w in words:
+        assert w in str(info.value), (case, str(info.value))
+
+
+def test_empty_arrays_and_sparse_ids_and_closed_pipes():
+    from napari_unetseg.core.export import object_table
+    from napari_unetseg.core.inference import check_axes
+
+    with pytest.raises(ValueError, match="empty"):
+        check_axes((0, 0), None)
+    labels = np.zeros((64, 64), np.uint64)
+    labels[5:9, 5:9] = 2**32 + 5
+    (row,) = object_table(labels)
+    assert row["label"] == 2**32 + 5 and row["area"] == 16
+    # `unetseg info default | head -1`: the closed pipe is no traceback.
+    proc = subprocess.Popen([sys.executable, "-m", "napari_unetseg.cli", "info", "default"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_a_resume_state_with_negative_time_still_ends(tmp_path):
+    from napari_unetseg.core.train import train
+    from tests.core.test_train import _pairs, _tiny_config
+
+    tr, va = _pairs(tmp_path)
+    train(_tiny_config(epochs=1), tr, va, tmp_path / "m.pt", show_progress=False)
+    state = torch.load(tmp_path / "m.pt.resume.pt", weights_only=True)
+    state["elapsed"] = -1e9
+    torch.save(state, tmp_path / "m.pt.resume.pt")
+    summary = train(_tiny_config(time_budget_min=0.02), tr, va, tmp_path / "m.pt",
+                    resume=tmp_path / "m.pt", show_progress=False)
+    assert summary["seconds"] < 60
+
+
+def test_a_full_disk_leaves_no_half_written_checkpoint(tmp_path, tiny_model_path, monkeypatch):
+    from napari_unetseg.core.checkpoint import save_checkpoint
+
+    model, _ = load_checkpoint(tiny_model_path)
+
+    def full(obj, path, *a, **k):
+        with open(path, "wb") as f:
+            f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(CheckpointError, match="No space left"):
+        save_checkpoint(model, tmp_path / "m.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_layer_with_six_channels_last_is_refused(make_napari_viewer, monkeypatch):
+    import napari.utils.notifications as notes
+
+    from napari_unetseg.widgets.segment import SegmentWidget
+
+    seen = []
+    monkeypatch.setattr(notes, "show_error", seen.append)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((64, 64, 6), np.uint8), name="six")
+    seg = SegmentWidget(viewer, autoload=False)
+    seg.model_panel.predictor = object()  # never reached: the shape is refused first
+    seg.form.image_picker.value = viewer.layers["six"]
+    seg.run()
+    assert not seg.busy and "6 channels" in seen[-1]

@@ -93,6 +93,9 @@ def _cmd_finetune(args) -> int:
                         "napari panel's recipe); leave these out")
     if args.resume:
         raise UserError("give either --init (fine-tune) or --resume (continue a run), not both")
+    from napari_unetseg.core.checkpoint import load_checkpoint
+
+    load_checkpoint(args.init, trust_code=args.trust_code)  # a bad file: one line, first
     val_ids = read_id_list(args.val_list) if args.val_list else []
     found = find_pairs(args.images, args.labels)
     unknown = set(val_ids) - {p[0].stem for p in found}
@@ -117,6 +120,7 @@ def _cmd_finetune(args) -> int:
         batch_size=args.batch_size or FINETUNE_DEFAULTS["batch_size"],
         epoch_images=args.epoch_images or FINETUNE_DEFAULTS["epoch_images"],
         seed=args.seed, device=args.device, overwrite=args.overwrite,
+        trust_code=args.trust_code,
         on_epoch=lambda line: log(" ".join(
             f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items())),
         log=log)

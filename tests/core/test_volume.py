@@ -120,3 +120,24 @@ def test_3d_mode_segments_the_sample_volume_with_one_id_per_nucleus():
     all3, _, _ = volume_maps(pred, volume[:, :96, :96], anisotropy=2.0)
     assert xy.shape == all3.shape == (2, *volume.shape[:1], 96, 96)
     assert not np.allclose(xy, all3, atol=0.05)
+
+
+@pytest.mark.slow
+def test_light_lost_with_depth_does_not_empty_the_deep_planes():
+    # Plane brightness falling from 10^3 to 10^-2 through the stack (issue 28): one scaling
+    # for the whole volume left 15 of 18 planes empty.
+    import tifffile
+
+    from napari_unetseg.core.inference import Predictor
+    from napari_unetseg.core.volume import segment_volume, volume_thresholds
+
+    volume = tifffile.imread(SAMPLES / "nuclei_3d.tif").astype(np.float32)
+    truth = tifffile.imread(SAMPLES / "labels" / "nuclei_3d.tif")
+    gain = 10.0 ** np.linspace(3, -2, volume.shape[0], dtype=np.float32)
+    dimmed = volume * gain[:, None, None]
+    pred = Predictor("default", "cpu")
+    t = volume_thresholds(pred.thresholds)
+    _, labels, _ = segment_volume(pred, dimmed, t, diameter=24)
+    with_objects = int(sum(plane.any() for plane in labels))
+    in_truth = int(sum(plane.any() for plane in truth))
+    assert with_objects >= in_truth - 2, (with_objects, in_truth)

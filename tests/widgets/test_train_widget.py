@@ -104,3 +104,15 @@ def test_nothing_usable_is_a_clear_message_and_no_training(make_napari_viewer, e
     train.labels_layer.value = viewer.layers["wrong size"]
     train.train()
     assert not train.busy and "differ in shape" in errors[-1]
+
+
+def test_closing_the_panel_stops_its_training(make_napari_viewer, qtbot, tiny_model_path,
+                                              corrected_folder):
+    viewer, seg, browse, train = _panels(make_napari_viewer, qtbot, tiny_model_path,
+                                         corrected_folder)
+    train.minutes.value = 30
+    train.train()
+    qtbot.waitUntil(lambda: len(train.plot.loss) >= 1, timeout=300_000)
+    viewer.window.remove_dock_widget(train)  # the dock's close button
+    qtbot.waitUntil(lambda: not train.busy, timeout=120_000)
+    assert train._cancel.is_set()

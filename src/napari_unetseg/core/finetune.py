@@ -139,6 +139,7 @@ def fine_tune(
     overwrite: bool = False,
     train_options: dict[str, Any] | None = None,
     fold_in: float = FINETUNE_DEFAULTS["fold_in"],
+    trust_code: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -186,6 +187,9 @@ def fine_tune(
         With held-out images: this fraction of the budget continues training from the best
         epoch on every image, held-out ones included (so that every corrected image
         teaches); the before/after scores are those measured before it, on unseen images.
+    trust_code : bool
+        Let ``base`` build its encoder with a function the file names (see
+        :func:`.checkpoint.load_checkpoint`).
     on_epoch, on_step, cancel
         See :func:`.train.train`; cancelling keeps the best model so far (cancelling before
         the first step writes nothing and raises :class:`.train.TrainingError`).
@@ -207,7 +211,7 @@ def fine_tune(
     out = Path(out) if overwrite else free_path(out)
     if val_set:
         log("now: scoring the starting model on the held-out image…")
-    before = held_out_score(base, val_set, device)
+    before = held_out_score(base, val_set, device, trust_code)
     log(f"held-out score of the starting model: {before}")
     share = fold_in if val_set and 0 < fold_in < 1 else 0.0
 
@@ -224,27 +228,28 @@ def fine_tune(
     with tempfile.TemporaryDirectory(prefix="unetseg-finetune-") as tmp:
         work, summary, train_files = _train_on_snapshot(
             config(1 - share, lr), base, train_set, val_set, Path(tmp) / "main", log=log,
-            on_epoch=on_epoch, on_step=on_step, cancel=cancel)
+            on_epoch=on_epoch, on_step=on_step, cancel=cancel, trust_code=trust_code)
         if tune_thresholds:
             from .validation import finalize_thresholds
 
             log("now: tuning the thresholds on your images…")
             # On the training images: the held-out score stays an honest before/after.
-            finalize_thresholds(work, train_files, device)
+            finalize_thresholds(work, train_files, device, trust_code=trust_code)
         if val_set:
             log("now: scoring the new model on the held-out image…")
-        after = held_out_score(work, val_set, device)
+        after = held_out_score(work, val_set, device, trust_code)
         if share and not summary["interrupted"]:
             log("now: teaching it the held-out image too…")
             work, more, all_files = _train_on_snapshot(
                 config(share, lr / 2), work, train_set + val_set, [], Path(tmp) / "all",
-                log=log, on_step=on_step, cancel=cancel)
+                log=log, on_step=on_step, cancel=cancel, trust_code=trust_code)
             summary = dict(summary, steps=summary["steps"] + more["steps"],
                            interrupted=more["interrupted"])
             if tune_thresholds:
-                finalize_thresholds(work, all_files, device)
+                finalize_thresholds(work, all_files, device, trust_code=trust_code)
         model = _write_result(work, out, base, train_set, val_set, before, after,
-                              tune_thresholds, summary, folded=bool(share))
+                              tune_thresholds, summary, folded=bool(share),
+                              trust_code=trust_code)
     int8 = None
     if make_int8:
         from .optimize import make_int8 as write_int8
@@ -252,7 +257,7 @@ def fine_tune(
 
         log("now: making the int8 CPU model…")
         int8, _ = (make_int8_in_child if int8_in_child else write_int8)(
-            out, [p.image for p in pairs], n=min(32, len(pairs)))
+            out, [p.image for p in pairs], n=min(32, len(pairs)), trust_code=trust_code)
     return {
         "checkpoint": str(out),
         "int8": None if int8 is None else str(int8),
@@ -268,7 +273,8 @@ def fine_tune(
     }
 
 
-def held_out_score(model, val_set: list[TrainingPair], device: str = "auto") -> float | None:
+def held_out_score(model, val_set: list[TrainingPair], device: str = "auto",
+                   trust_code: bool = False) -> float | None:
     """Mean mAP_50_95 of ``model`` on held-out pairs, segmented as in use (None without)."""
     if not val_set:
         return None
@@ -276,7 +282,8 @@ def held_out_score(model, val_set: list[TrainingPair], device: str = "auto") -> 
     from .metrics import image_scores
     from .pipeline import segment_image
 
-    pred = Predictor(model, "cpu" if device == "auto" else device, precision="fp32")
+    pred = Predictor(model, "cpu" if device == "auto" else device, precision="fp32",
+                     trust_code=trust_code)
     return float(np.mean([image_scores(p.labels, segment_image(pred, p.image)).mean()
                           for p in val_set]))
 
@@ -295,12 +302,13 @@ def _train_on_snapshot(config, base, train_set, val_set, tmp: Path, **callbacks)
 
 
 def _write_result(work: Path, out: Path, base, train_set, val_set, before, after,
-                  tuned: bool, summary: dict, folded: bool = False):
+                  tuned: bool, summary: dict, folded: bool = False,
+                  trust_code: bool = False):
     """Write the trained model to ``out`` with its provenance; returns the model."""
     from .checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
 
     base_info = read_checkpoint_info(base)
-    model, info = load_checkpoint(work)
+    model, info = load_checkpoint(work, trust_code=trust_code)
     prov = dict(info["provenance"])
     base_name = "default" if str(base) == "default" else str(Path(base).resolve())
     prov["training"] = dict(prov["training"], init=base_name)

@@ -1,5 +1,6 @@
-"""Screenshot of the plugin at work, for the README: napari with the three panels docked,
-the fluorescence sample segmented by the bundled model. Needs a display (xvfb-run).
+"""Screenshot of the plugin at work, for the README: napari at 1366x768 (a laptop screen)
+with the panels opened as the Plugins menu opens them (they form one tab group), the
+fluorescence sample segmented by the bundled model. Needs a display (xvfb-run).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/screenshot.py docs/screenshot.png
 """
@@ -18,24 +19,23 @@ def main(out: str, model: str = "default") -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_unetseg.widgets.browse import BrowseWidget
+    from napari_unetseg.widgets.common import dock_of
     from napari_unetseg.widgets.contributions import sample_layers
-    from napari_unetseg.widgets.edit import EditWidget
-    from napari_unetseg.widgets.segment import SegmentWidget
 
     viewer = napari.Viewer(show=True)
     app = QApplication.instance()
-    viewer.window._qt_window.resize(1500, 950)
+    viewer.window._qt_window.resize(1366, 768)
     (data, meta, _), = sample_layers("fluorescence_nuclei")
     viewer.add_image(data, **meta)
-    seg = SegmentWidget(viewer, autoload=False)
-    # The last tabified dock is the one shown.
-    viewer.window.add_dock_widget(EditWidget(viewer), name="Edit labels")
-    viewer.window.add_dock_widget(BrowseWidget(viewer), name="Browse folder and export",
-                                  tabify=True)
-    viewer.window.add_dock_widget(seg, name="Segment nuclei (U-Net)", tabify=True)
-    seg.model_panel.load(model)
-
+    for name in ("Edit labels", "Browse folder and export", "Train on corrected labels"):
+        viewer.window.add_plugin_dock_widget("napari-unetseg", name)
+    seg = viewer.window.add_plugin_dock_widget("napari-unetseg", "Segment nuclei (U-Net)")[1]
+    if model != "default":
+        seg.model_panel.load(model)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+    dock_of(seg).raise_()
     wait_for(app, lambda: seg.model_panel.predictor is not None)
     seg.form.show_maps.value = False
     seg.run()

@@ -2,7 +2,8 @@
 
 The three sample images with their ground truth saved as "corrected" labels in a folder,
 browsed; the panel fine-tunes the bundled model for a few epochs (one image held out).
-Needs a display (xvfb-run).
+napari at 1366x768, the panels opened as the Plugins menu opens them. Needs a display
+(xvfb-run).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/screenshot_training.py \\
         docs/train_panel.png
@@ -26,9 +27,7 @@ def main(out: str, epochs: str = "4") -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_unetseg.widgets.browse import BrowseWidget
-    from napari_unetseg.widgets.segment import SegmentWidget
-    from napari_unetseg.widgets.train import TrainWidget
+    from napari_unetseg.widgets.common import dock_of
 
     folder = Path(tempfile.mkdtemp()) / "my_images"
     (folder / "labels").mkdir(parents=True)
@@ -37,20 +36,23 @@ def main(out: str, epochs: str = "4") -> None:
         shutil.copy(SAMPLES / "labels" / f"{name}.tif", folder / "labels")
     viewer = napari.Viewer(show=True)
     app = QApplication.instance()
-    viewer.window._qt_window.resize(1500, 950)
-    seg = SegmentWidget(viewer)
-    browse = BrowseWidget(viewer)
+    viewer.window._qt_window.resize(1366, 768)
+
+    def panel(name):
+        return viewer.window.add_plugin_dock_widget("napari-unetseg", name)[1]
+
+    seg = panel("Segment nuclei (U-Net)")
+    browse = panel("Browse folder and export")
     browse.auto_check.setChecked(False)
-    viewer.window.add_dock_widget(seg, name="Segment nuclei (U-Net)")
-    viewer.window.add_dock_widget(browse, name="Browse folder and export", tabify=True)
-    train = TrainWidget(viewer)
-    viewer.window.add_dock_widget(train, name="Train on corrected labels", tabify=True)
+    train = panel("Train on corrected labels")
     wait_for(app, lambda: seg.model_panel.predictor is not None)
     browse.open_folder(folder)
     train.refresh()
     train.epochs.value = int(epochs)
     train.train()
     wait_for(app, lambda: not train.busy, timeout=1800)
+    dock_of(train).raise_()
+    train.scroll_area.ensureWidgetVisible(train.status)
     for _ in range(50):
         app.processEvents()
         time.sleep(0.02)

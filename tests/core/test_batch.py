@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,7 +88,7 @@ def test_predict_on_a_scheduler_gives_the_files_of_a_local_run(cluster, tmp_path
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "remote").iterdir()}
     again = unetseg("predict", images, "--out", tmp_path / "remote", "--model",
                     tiny_model_path, "--quiet", "--scheduler", address)
-    assert again.returncode == 0 and again.stderr.count("skipped") == 6
+    assert again.returncode == 0 and again.stderr.count("skipped ") == 6  # one line per image
     assert stamps == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "remote").iterdir()}
 
 
@@ -177,4 +178,13 @@ def test_ome_zarr_and_tiff_inputs_blockwise_from_the_command_line(tmp_path):
     assert np.array_equal(from_tiff, from_zarr)
     again = unetseg("predict", tmp_path / "big.zarr", tmp_path / "big.tif", "--out",
                     tmp_path / "out", "--block", "512", "--quiet")
-    assert again.returncode == 0 and again.stderr.count("skipped") == 2
+    assert again.returncode == 0 and again.stderr.count("skipped ") == 2  # one line per image
+
+
+def test_a_write_error_names_the_file_that_failed():
+    from napari_unetseg.core.batch import _written_name
+
+    err = OSError(28, "No space left on device")
+    err.filename = "/out/.img_maps.tif.tmp"
+    assert str(_written_name(err, Path("/out/img.tif"))) == "/out/img_maps.tif"
+    assert _written_name(OSError(28, "full"), Path("/out/img.tif")) == Path("/out/img.tif")

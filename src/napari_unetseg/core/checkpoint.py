@@ -187,9 +187,9 @@ def check_normalization(norm: dict, in_channels, path="normalization") -> None:
         raise CheckpointError(f"{path}: normalization percentiles {low!r}, {high!r} must be "
                               "numbers with 0 <= low < high <= 100")
     channels = norm.get("channels")
-    if channels not in (1, 3) or channels != in_channels:
+    if channels not in (1, 2, 3, 4) or channels != in_channels:
         raise CheckpointError(f"{path}: the model takes {in_channels!r} input channels and "
-                              f"its normalization {channels!r}; 1 or 3, the same for both, "
+                              f"its normalization {channels!r}; 1 to 4, the same for both, "
                               "are supported")
 
 

@@ -536,7 +536,8 @@ def test_outputs_are_never_written_over_other_files(tmp_path, tiny_model_path):
     ("min_size 1e9", {"thresholds": {"min_size": 1e9}}, ["min_size"]),
     ("unknown normalization", {"normalization": {"kind": "evil"}}, ["normalization"]),
     ("7 input channels", {"normalization": {"channels": 7}}, ["input channels"]),
-    ("4 x 512 U-Net", {"config": {"encoder_kwargs": {"depth": 4, "base_width": 512}}},
+    ("4 x 512 U-Net", {"config": {"encoder_kwargs": {"depth": 4, "base_width": 512},
+                                  "decoder_channels": None}},
      ["million parameters"]),
 ])
 def test_checkpoints_beyond_what_can_run_are_refused_before_building(

@@ -40,7 +40,8 @@ def test_widget_opens_from_the_plugin_menu_with_the_default_model(make_napari_vi
     # The package ships its model: a missing one is a failure, not a skip.
     assert DEFAULT_MODEL_PATH.exists()
     assert widget.model_panel.current == "default"
-    assert "Validation: mAP" in widget.model_panel.info_label.text()
+    assert "held-out images: 0.60" in widget.model_panel.info_label.text()  # plain words
+    assert "Encoder" in widget.model_panel.details_label.text()  # details on request
     assert widget.model_panel.device_label.text().startswith("cpu (ONNX Runtime")
 
 
@@ -303,8 +304,9 @@ def test_3d_sample_segmented_in_3d_tuned_live_and_exported_as_a_calibrated_hyper
     qtbot.waitUntil(lambda: not widget.updating, timeout=60_000)
     assert not np.array_equal(layer.data, before)
     state = layer.metadata[STATE_KEY]
-    assert np.array_equal(layer.data, state.stack.stack_labels(widget.thresholds(),
-                                                              layer.data.shape))
+    # The same objects (unchanged nuclei kept their ids, so the numbering may differ).
+    assert same_objects(layer.data, state.stack.stack_labels(widget.thresholds(),
+                                                            layer.data.shape))
     browse = BrowseWidget(viewer)
     viewer.layers.selection.active = layer
     browse.export_current(str(tmp_path / "nuclei_3d.tif"))
@@ -312,3 +314,12 @@ def test_3d_sample_segmented_in_3d_tuned_live_and_exported_as_a_calibrated_hyper
     assert np.array_equal(labels, layer.data) and axes == "ZYX" and prov["mode"] == "3d"
     assert read_voxel_size(tmp_path / "nuclei_3d.tif") == (1.0, 0.5, 0.5)
     assert "volume_um3" in (tmp_path / "nuclei_3d.csv").read_text().splitlines()[0]
+
+
+def same_objects(a, b) -> bool:
+    """Two label arrays that hold the same objects, whatever their ids."""
+    a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
+    if not np.array_equal(a > 0, b > 0):
+        return False
+    pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
+    return pairs.shape[1] == len(np.unique(a[a > 0])) == len(np.unique(b[b > 0]))

@@ -39,7 +39,7 @@ class ImageView:
             index[channel_axis] = channel
             data = data[tuple(index)]
         n_lead = data.ndim - 2 - int(rgb)
-        if not rgb and data.ndim >= 3:
+        if not rgb and 3 <= data.ndim <= 4:
             from napari_unetseg.core.inference import guess_axes
 
             try:  # (Y, X, 6) is an image with 6 channels, not 64 planes 6 pixels wide

@@ -13,9 +13,22 @@ def scroll_layout(panel):
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
+    class VerticalScroll(QScrollArea):
+        """Scrolls vertically only: as wide as its content needs (the dock keeps every
+        control whole), as short as the screen allows."""
+
+        def minimumSizeHint(self):
+            hint = super().minimumSizeHint()
+            inner = self.widget()
+            if inner is not None:
+                hint.setWidth(inner.minimumSizeHint().width()
+                              + self.verticalScrollBar().sizeHint().width()
+                              + 2 * self.frameWidth())
+            return hint
+
     outer = QVBoxLayout(panel)
     outer.setContentsMargins(0, 0, 0, 0)
-    area = QScrollArea()
+    area = VerticalScroll()
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)

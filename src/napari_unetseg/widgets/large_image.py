@@ -169,7 +169,11 @@ class LargeImageWidget(QWidget):
     def labels_path(self) -> Path | None:
         """The Zarr labels to write: the output box, else None (the image's own group)."""
         text = str(self.output.value or "").strip()
-        return Path(text) if text and text != "." else None
+        if not text or text == ".":
+            return None
+        path = Path(text).expanduser()
+        # An emptied box can come back from the file widget as the working directory.
+        return None if path.resolve() == Path.cwd().resolve() else path
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:

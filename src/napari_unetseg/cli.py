@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -289,12 +288,10 @@ def _check_thresholds(args) -> None:
         raise UserError(f"--min-size must be 0 or more pixels, got {args.min_size}")
 
 
-def _cmd_predict(args) -> int:
-    from tqdm.auto import tqdm
-
-    from napari_unetseg.core.batch import ModelSpec, PredictJob, loaded, run_batch
+def _check_predict_args(args):
+    """Every check ``predict`` can make before reading an image; returns the voxel size."""
     from napari_unetseg.core.diameter import parse_diameter
-    from napari_unetseg.core.volume import parse_voxel_size
+    from napari_unetseg.core.volume import check_anisotropy, parse_voxel_size
 
     _check_thresholds(args)
     parse_diameter(args.diameter)
@@ -310,16 +307,19 @@ def _cmd_predict(args) -> int:
         raise UserError(f"--block must be a multiple of 16 from 256 to {MAX_BLOCK}, got "
                         f"{args.block}")
     if voxel_size is not None:
-        from napari_unetseg.core.volume import check_anisotropy
-
         check_anisotropy(voxel_size)
     check_output_name(args.out)
+    return voxel_size
+
+
+def _predict_inputs(args) -> tuple[list[Path], Path]:
+    """The input files and the output folder (made, writable), or a one-line UserError."""
+    from napari_unetseg.core.batch import is_zarr
+
     files = _collect_inputs(args.inputs)
     if not files:
         raise UserError("no input images")
     if args.block is not None:
-        from napari_unetseg.core.batch import is_zarr
-
         other = [f for f in files if not is_zarr(f) and f.suffix.lower() not in (".tif",
                                                                                  ".tiff")]
         if other:
@@ -333,20 +333,14 @@ def _cmd_predict(args) -> int:
         raise UserError(f"cannot create --out folder {out_dir}: {exc.strerror}") from None
     if not os.access(out_dir, os.W_OK):
         raise UserError(f"--out folder {out_dir} is not writable")
-    spec = ModelSpec(str(args.model), args.device, args.precision, args.trust_code)
-    # Loaded here first (and kept for this process's tasks): a bad checkpoint is one line
-    # before any work is sent anywhere.
-    predictor = loaded(spec)
-    overrides = tuple((k, getattr(args, k)) for k in ("mask_threshold", "seed_threshold",
-                                                      "min_size") if getattr(args, k) is not None)
-    print(f"model {args.model} on {predictor.device} ({predictor.backend}); thresholds "
-          f"{dict(predictor.thresholds, **dict(overrides))}", file=sys.stderr)
-    job = PredictJob(
-        model=spec, thresholds=overrides, axes=args.axes, tile=args.tile, tta=args.tta,
-        diameter=args.diameter, mode=args.mode, stitch_iou=args.stitch_iou, track=args.track,
-        voxel_size=voxel_size, save_maps=args.save_maps, overwrite=args.overwrite,
-        block=args.block, channel=args.channel)
-    bar = tqdm(total=len(files), desc="images", unit="image", disable=args.quiet)
+    return files, out_dir
+
+
+def _progress_bars(args, n_files: int):
+    """(bar over images, per-record report, per-image tile progress) for ``run_batch``."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_files, desc="images", unit="image", disable=args.quiet)
 
     def report(record, done, total):
         bar.update(1)
@@ -371,8 +365,28 @@ def _cmd_predict(args) -> int:
 
         return progress
 
-    from napari_unetseg.core.batch import OutputError
+    return bar, report, tile_progress
 
+
+def _cmd_predict(args) -> int:
+    from napari_unetseg.core.batch import ModelSpec, OutputError, PredictJob, loaded, run_batch
+
+    voxel_size = _check_predict_args(args)
+    files, out_dir = _predict_inputs(args)
+    spec = ModelSpec(str(args.model), args.device, args.precision, args.trust_code)
+    # Loaded here first (and kept for this process's tasks): a bad checkpoint is one line
+    # before any work is sent anywhere.
+    predictor = loaded(spec)
+    overrides = tuple((k, getattr(args, k)) for k in ("mask_threshold", "seed_threshold",
+                                                      "min_size") if getattr(args, k) is not None)
+    print(f"model {args.model} on {predictor.device} ({predictor.backend}); thresholds "
+          f"{dict(predictor.thresholds, **dict(overrides))}", file=sys.stderr)
+    job = PredictJob(
+        model=spec, thresholds=overrides, axes=args.axes, tile=args.tile, tta=args.tta,
+        diameter=args.diameter, mode=args.mode, stitch_iou=args.stitch_iou, track=args.track,
+        voxel_size=voxel_size, save_maps=args.save_maps, overwrite=args.overwrite,
+        block=args.block, channel=args.channel)
+    bar, report, tile_progress = _progress_bars(args, len(files))
     try:
         records = run_batch(job, files, out_dir, workers=args.workers, scheduler=args.scheduler,
                             progress=report, tile_progress=tile_progress)
@@ -426,168 +440,9 @@ def _cmd_quantize(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from napari_unetseg.core.diameter import DEFAULT_CANONICAL_DIAMETER
-    from napari_unetseg.core.inference import DEFAULT_TILE  # light: torch loads on first use
-    from napari_unetseg.core.modes import TARGET_MODES
-
-    # No abbreviations: "--tru" must not mean --trust-code, nor "--mod" --mode.
-    p = argparse.ArgumentParser(
-        prog="unetseg", allow_abbrev=False,
-        description="U-Net nuclei/cell segmentation: train, evaluate, predict, inspect models.",
-    )
-    sub = p.add_subparsers(dest="command", required=True)
-
-    s = sub.add_parser("info", allow_abbrev=False, help="print a checkpoint's metadata as JSON")
-    s.add_argument("model", help="checkpoint file, or 'default' for the bundled model")
-    s.set_defaults(func=_cmd_info)
-
-    s = sub.add_parser("train", allow_abbrev=False, help="train a model on image/label pairs")
-    s.add_argument("--trust-code", action="store_true",
-                   help="let a checkpoint build its encoder by calling a function it names "
-                        "(only for files from people you trust)")
-    s.add_argument("--images", required=True, help="folder of images")
-    s.add_argument("--labels", required=True, help="folder of label images (same file stems)")
-    s.add_argument("--val-list", help="file listing the image stems held out for validation")
-    s.add_argument("--encoder", help="unet | timm:NAME | module:pkg.mod:fn (default unet)")
-    s.add_argument("--encoder-kwargs", help='JSON, e.g. \'{"base_width": 16}\'')
-    s.add_argument("--encoder-weights", help="local file with pretrained encoder weights")
-    s.add_argument("--pretrained", action="store_true",
-                   help="download ImageNet weights through timm (needs network)")
-    s.add_argument("--targets", choices=[n for n, m in TARGET_MODES.items() if m.trainable],
-                   help="what the network predicts (default mask_border)")
-    s.add_argument("--upsample", choices=["nearest", "bilinear", "transposed"],
-                   help="decoder upsampling (default transposed)")
-    s.add_argument("--border-width", type=int,
-                   help="border thickness in pixels (default 3, chosen by validation score)")
-    s.add_argument("--weighted-loss", action="store_true",
-                   help="U-Net paper's border-weighted loss (w0=10, sigma=5)")
-    s.add_argument("--balance-styles", action="store_true",
-                   help="sample color, gray and bright-background images in sqrt proportion")
-    s.add_argument("--out", required=True, help="checkpoint to write (MODEL.pt)")
-    g = s.add_mutually_exclusive_group()
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--time-budget", type=float, metavar="MIN", help="train for MIN minutes")
-    s.add_argument("--crop", type=int, default=256)
-    s.add_argument("--batch-size", type=int,
-                   help="crops per step (default 8; fine-tuning: 4)")
-    s.add_argument("--lr", type=float,
-                   help="peak learning rate (default 2e-3; fine-tuning: 2e-4)")
-    s.add_argument("--device", default="auto")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--compile", action="store_true",
-                   help="torch.compile the model for training (see bench_training.py)")
-    s.add_argument("--average-last", type=float, default=0.0, metavar="FRACTION",
-                   help="also average the epoch-end weights of the last FRACTION of the run "
-                        "(e.g. 0.25); the average is kept if it scores better on validation")
-    s.add_argument("--diameter", default="auto", metavar="auto|PX",
-                   help="median nucleus diameter of the training images in pixels "
-                        "(default auto: measured per image from its labels)")
-    s.add_argument("--canonical-diameter", type=float,
-                   metavar="PX", help="nucleus diameter the new model works at; images are "
-                   "rescaled to it (0: train at the images' own sizes; fine-tuning keeps the "
-                   f"starting model's; default {DEFAULT_CANONICAL_DIAMETER:g})")
-    s.add_argument("--no-colour-augment", action="store_true",
-                   help="no stain/colour/camera augmentation")
-    s.add_argument("--workers", type=int, default=0,
-                   help="processes preparing training batches (default 0: none)")
-    s.add_argument("--overwrite", action="store_true",
-                   help="replace an existing checkpoint at --out")
-    s.add_argument("--epoch-images", type=int, metavar="N",
-                   help="crops per epoch, validation after each (default: one per image; "
-                        "fine-tuning: 64)")
-    s.add_argument("--resume", help="continue from this checkpoint (and its .resume.pt)")
-    s.add_argument("--init", metavar="MODEL",
-                   help="fine-tune this checkpoint ('default': the bundled model) on your "
-                        "corrected images with the napari panel's recipe (5 minutes, lr 2e-4, "
-                        "one image held out from 3 on, or the --val-list images; thresholds "
-                        "tuned on the training images; int8 model made); its architecture "
-                        "is kept")
-    s.add_argument("--no-tune", action="store_true",
-                   help="keep default thresholds instead of tuning them on the validation set")
-    s.set_defaults(func=_cmd_train)
-
-    s = sub.add_parser("evaluate", allow_abbrev=False,
-                       help="score predicted labels against ground truth (DSB metric)")
-    s.add_argument("--gt", required=True, help="folder of ground-truth label images")
-    s.add_argument("--pred", required=True, help="folder of predicted label images (same stems)")
-    s.add_argument("--csv", help="also write per-image scores to this CSV file")
-    s.add_argument("--overwrite", action="store_true", help="replace an existing CSV file")
-    s.set_defaults(func=_cmd_evaluate)
-
-    s = sub.add_parser("predict", allow_abbrev=False, help="segment images into TIFF label files")
-    s.add_argument("--trust-code", action="store_true",
-                   help="let a checkpoint build its encoder by calling a function it names "
-                        "(only for files from people you trust)")
-    s.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="image files, folders of images, or OME-Zarr images (.zarr)")
-    s.add_argument("--out", required=True, help="output folder (one <stem>.tif per input; "
-                   "OME-Zarr inputs get their labels in <input>/labels/unetseg)")
-    s.add_argument("--model", default="default", help="'default' or a checkpoint file")
-    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    s.add_argument("--tile", type=int, default=DEFAULT_TILE,
-                   help=f"largest tile edge in pixels (default {DEFAULT_TILE})")
-    s.add_argument("--axes", help="axes of the inputs, e.g. TYX or ZYXC (default: read from "
-                   "the file, else guessed)")
-    s.add_argument("--channel", type=int, metavar="N",
-                   help="segment channel N (1 is the first) of multi-channel images, e.g. "
-                        "the nuclear stain of a two-channel ImageJ or OME-TIFF")
-    s.add_argument("--mask-threshold", type=float)
-    s.add_argument("--seed-threshold", type=float)
-    s.add_argument("--min-size", type=int)
-    s.add_argument("--diameter", default="auto", metavar="auto|PX",
-                   help="median nucleus diameter in pixels; auto estimates it per plane "
-                        "(size-normalized models only)")
-    s.add_argument("--mode", default="auto", choices=["auto", "2d", "stitch", "3d"],
-                   help="stacks with Z: 2d numbers each plane's objects on their own; stitch "
-                        "links them through Z by overlap; 3d averages the model's maps over "
-                        "XY, XZ and YZ views and runs a 3D watershed (one id per nucleus, "
-                        "the most accurate; auto: 3d for stacks with Z, else 2d)")
-    s.add_argument("--voxel-size", metavar="Z,Y,X",
-                   help="voxel size in µm (default: read from the file; 1,1,1 if it has "
-                        "none); its Z/XY ratio is the anisotropy of --mode 3d, and the label "
-                        "files are calibrated with it")
-    s.add_argument("--stitch-iou", type=float, default=0.25, metavar="IOU",
-                   help="smallest overlap (IoU) of one nucleus in consecutive planes")
-    s.add_argument("--track", action="store_true",
-                   help="time-lapses: each object keeps the id of the object it overlaps "
-                        "most in the previous frame")
-    s.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
-    s.add_argument("--save-maps", action="store_true", help="also write <stem>_maps.tif")
-    s.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="segment images in N worker processes (a local Dask cluster; needs "
-                        "the 'distributed' extra)")
-    s.add_argument("--scheduler", metavar="ADDRESS",
-                   help="send the work to a running Dask scheduler, e.g. tcp://host:8786 "
-                        "(its workers need this package and read the same paths)")
-    s.add_argument("--block", type=int, metavar="PX",
-                   help="segment 2D images block by block (PX² blocks, objects stitched "
-                        "across them): bounded memory for huge images; OME-Zarr inputs and "
-                        "TIFFs over 2 GB always go this way (blocks of 2048)")
-    s.add_argument("--overwrite", action="store_true", help="replace existing label files")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
-    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"],
-                   help="int8: MODEL.int8.onnx made by unetseg quantize, faster on CPUs; auto "
-                        "(default): int8 on the CPU when that file exists for this checkpoint")
-    s.set_defaults(func=_cmd_predict)
-
-    s = sub.add_parser("quantize", allow_abbrev=False,
-                       help="make an int8 version of a model for faster CPU use")
-    s.add_argument("--trust-code", action="store_true",
-                   help="let a checkpoint build its encoder by calling a function it names "
-                        "(only for files from people you trust)")
-    s.add_argument("model", help="checkpoint file")
-    s.add_argument("--images", required=True, help="folder of typical images to calibrate on")
-    s.add_argument("-n", type=int, default=32, help="number of calibration images")
-    s.add_argument("--out", help="default: MODEL.int8.onnx beside the checkpoint (replaced: "
-                   "it belongs to the checkpoint)")
-    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    s.set_defaults(func=_cmd_quantize)
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``unetseg`` console script."""
+    from napari_unetseg.cli_parser import build_parser
     from napari_unetseg.core.checkpoint import CheckpointError
     from napari_unetseg.core.data import DatasetError
     from napari_unetseg.core.encoders import PretrainedWeightsError
@@ -595,8 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     from napari_unetseg.core.train import TrainingError
 
     args = build_parser().parse_args(argv)
+    commands = {"info": _cmd_info, "train": _cmd_train, "evaluate": _cmd_evaluate,
+                "predict": _cmd_predict, "quantize": _cmd_quantize}
     try:
-        return args.func(args)
+        return commands[args.command](args)
     except (UserError, CheckpointError, DatasetError, ImageReadError,
             PretrainedWeightsError) as exc:
         print(f"unetseg {args.command}: {exc}", file=sys.stderr)

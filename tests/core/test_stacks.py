@@ -61,3 +61,24 @@ def test_time_lapse_of_stacks_is_stitched_then_linked():
     assert len(np.unique(out)) - 1 == 2
     assert np.unique(out[0][vol == 1]).size == 1
     assert out[1][np.roll(vol, 2, axis=2) == 1][0] == out[0][vol == 1][0]
+
+
+def test_unchanged_objects_keep_their_ids_and_split_ones_get_new_ones():
+    from napari_unetseg.core.stacks import keep_ids
+
+    old = np.zeros((4, 8), np.uint64)
+    old[:, :3], old[:, 5:] = 2**40, 7  # ids far beyond their count
+    new = np.zeros((4, 8), np.uint64)
+    new[:, :3], new[:, 5:6], new[:, 7:] = 5, 2**41, 9  # object 7 split in two
+    kept = keep_ids(new, old)
+    assert (kept[:, :3] == 2**40).all()
+    assert len({int(kept[0, 5]), int(kept[0, 7])} & {0, 7, 2**40}) == 0
+
+
+def test_the_examples_in_the_docstrings_hold():
+    import doctest
+
+    from napari_unetseg.core import folder, io, stacks
+
+    for module in (folder, io, stacks):
+        assert doctest.testmod(module).failed == 0, module.__name__

@@ -73,10 +73,14 @@ def keep_ids(labels: np.ndarray, previous: np.ndarray, min_iou: float = 0.5) -> 
     n_new, n_old = int(a.max()), int(b.max())
     if max(n_new, n_old) > 4 * a.size:  # sparse ids: count only the ids present
         return _keep_ids_sparse(labels, previous, min_iou)
+    if a.dtype.itemsize >= 8:  # bincount takes no uint64; these ids fit int64 here
+        a = a.astype(np.int64)
+    if b.dtype.itemsize >= 8:
+        b = b.astype(np.int64)
     area_new = np.bincount(a, minlength=n_new + 1).astype(np.int64)
     area_old = np.bincount(b, minlength=n_old + 1).astype(np.int64)
     both = (a > 0) & (b > 0)
-    keys = a[both].astype(np.int64) * (n_old + 1) + b[both]
+    keys = a[both].astype(np.int64) * (n_old + 1) + b[both].astype(np.int64)
     if (n_new + 1) * (n_old + 1) <= 1 << 24:
         inter = np.bincount(keys, minlength=(n_new + 1) * (n_old + 1)).reshape(
             n_new + 1, n_old + 1)
@@ -115,12 +119,13 @@ def _keep_ids_sparse(labels, previous, min_iou) -> np.ndarray:
 
     new, _, _ = relabel_sequential(labels)
     old, _, back = relabel_sequential(previous)
-    kept = keep_ids(new, old, min_iou)
-    # Ids taken from ``previous`` go back to their own values; new ones stay small.
-    out = kept.astype(np.int64)
-    for k in np.unique(kept[kept > 0]).tolist():
-        if k <= int(old.max()) and np.any((kept == k) & (old == k)):
-            out[kept == k] = int(back[k])
+    kept = keep_ids(new, old, min_iou).astype(np.int64)
+    # Ids taken from ``previous`` (the compact ones it uses) go back to their own values;
+    # new objects keep the small ids they were given.
+    lut = np.arange(int(kept.max()) + 1, dtype=np.int64)
+    taken = np.arange(1, min(int(old.max()), lut.size - 1) + 1)
+    lut[taken] = np.asarray(back[taken], np.int64)
+    out = lut[kept]
     return out.astype(label_dtype(int(out.max())), copy=False)
 
 

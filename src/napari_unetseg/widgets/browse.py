@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .browse_export import LabelExport
 from .common import scroll_layout
 from .viewer_session import BROWSE, ViewerSession, real_viewer
 
@@ -36,7 +37,7 @@ def default_output(folder: Path) -> Path:
     return folder / "labels"
 
 
-class BrowseWidget(QWidget):
+class BrowseWidget(LabelExport, QWidget):
     """Move through the images of a folder; labels are saved per image as TIFF."""
 
     def __init__(self, napari_viewer):
@@ -167,20 +168,14 @@ class BrowseWidget(QWidget):
         self.show(todo[0] if todo else 0)
 
     def label_path(self, image: Path) -> Path:
-        """``<labels folder>/<stem>.tif``; ``<stem>_<suffix>.tif`` when another image of the
-        folder has the same stem (``a.png`` and ``a.tif`` must not share one file)."""
-        image = Path(image)
-        twins = sum(p.stem == image.stem for p in self.images)
-        if twins > 1:
-            return self.out_dir / f"{image.stem}_{image.suffix.lstrip('.').lower()}.tif"
-        return self.out_dir / f"{image.stem}.tif"
+        from napari_unetseg.core.folder import label_file
+
+        return label_file(self.out_dir, self.images, image)
 
     def _foreign(self, provenance: dict, image: Path) -> bool:
-        """Labels saved for another image (another folder sharing this labels folder, or a
-        file of another name): never shown over this one, never replaced."""
-        source, folder = provenance.get("source"), provenance.get("source_folder")
-        return ((source is not None and source != image.name)
-                or (folder is not None and folder != str(image.parent)))
+        from napari_unetseg.core.folder import is_foreign
+
+        return is_foreign(provenance, image)
 
     def _refresh_list(self) -> None:
         self.list.clear()
@@ -393,23 +388,9 @@ class BrowseWidget(QWidget):
         return False
 
     def saved_pairs(self) -> list[tuple[Path, Path]]:
-        """(image, labels file) of the folder's images whose labels were saved after a hand
-        correction, or come from elsewhere (no record of being an uncorrected segmentation).
-        """
-        from napari_unetseg.core.io import read_label_tiff
-
-        out = []
-        for p in self.images:
-            lp = self.label_path(p)
-            if not lp.exists():
-                continue
-            try:
-                prov = read_label_tiff(lp)[2]
-            except (OSError, ValueError):
-                prov = {}
-            if prov.get("edited_by_hand", True):
-                out.append((p, lp))
-        return out
+        """(image, labels file) of the folder's images whose saved labels someone corrected
+        (or that no model made)."""
+        return [(p, self.label_path(p)) for p in self.images if self._corrected(p)]
 
     def segment_remaining(self) -> None:
         """Go to the first image without corrected labels and segment it with the model in
@@ -430,109 +411,13 @@ class BrowseWidget(QWidget):
         return self._saved_record(image).get("edited_by_hand", False)
 
     def _saved_record(self, image: Path) -> dict:
-        """The provenance of an image's saved labels ({} without any)."""
-        from napari_unetseg.core.io import read_label_tiff
+        from napari_unetseg.core.folder import saved_record
 
-        path = self.label_path(image)
-        if not path.exists():
-            return {}
-        try:
-            prov = read_label_tiff(path)[2]
-        except (OSError, ValueError):
-            return {"edited_by_hand": True}  # not ours to judge: treat as someone's work
-        return dict(prov, edited_by_hand=prov.get("edited_by_hand", "model" not in prov))
+        return saved_record(self.label_path(image))
 
     def _outdated(self, image: Path) -> bool:
         """Uncorrected labels made by another model than the one in use."""
         record = self._saved_record(image)
         return (self.redo_uncorrected and bool(record) and not record["edited_by_hand"]
                 and record.get("model") != self.session.model)
-
-    # ------------------------------------------------------------------ export
-    def export_current(self, path: str | None = None) -> None:
-        """Export the current labels (TIFF + CSV); the file dialog confirms overwriting."""
-        from napari.layers import Image, Labels
-        from napari.utils.notifications import show_error, show_info
-
-        from napari_unetseg.core.export import export_labels
-
-        labels, image_layer = self.labels_layer, self.image_layer
-        if labels is None:  # not browsing: the Labels layer selected in the viewer
-            active = self.viewer.layers.selection.active
-            labels = active if isinstance(active, Labels) else next(
-                (lyr for lyr in reversed(self.viewer.layers) if isinstance(lyr, Labels)), None)
-            source = (labels.metadata.get("unetseg_provenance") or {}).get("source") if (
-                labels is not None) else None
-            image_layer = self.viewer.layers[source] if source in self.viewer.layers else None
-            if image_layer is not None and not isinstance(image_layer, Image):
-                image_layer = None
-        if labels is None:
-            show_error("There are no labels to export")
-            return
-        # The save dialog asks before replacing a file; a path given by code never replaces.
-        overwrite = path is None
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export labels", str(
-                self.out_dir or Path.home()) + f"/{labels.name}.tif",
-                "TIFF label stack (*.tif)")
-            if not path:
-                return
-        md = labels.metadata
-        axes = md.get("unetseg_axes")
-        provenance = md.get("unetseg_provenance") or {}
-        image = None if image_layer is None else np.asarray(image_layer.data)
-        # A stack's calibration is its layer scale (the Segment panel sets it).
-        voxel = tuple(float(v) for v in labels.scale[-3:]) if axes and "Z" in axes else None
-        try:
-            tif, table = export_labels(path, np.asarray(labels.data), image=image,
-                                       name=image_layer.name if image_layer else labels.name,
-                                       axes=axes, overwrite=overwrite, voxel_size=voxel,
-                                       per_plane=provenance.get("mode", "2d") == "2d",
-                                       provenance=provenance or None)
-        except (FileExistsError, ValueError, OSError) as exc:
-            show_error(str(exc))
-            return
-        show_info(f"Exported {tif.name} and {table.name}")
-
-    def export_all(self, out_dir: str | None = None) -> None:
-        """Export all saved labels of the folder as one stack (same shapes) or per image."""
-        from napari.utils.notifications import show_error, show_info
-
-        from napari_unetseg.core.export import export_label_set
-        from napari_unetseg.core.io import read_image, read_label_tiff
-
-        if not self._leave_current():
-            return
-        saved = [p for p in self.images if self.label_path(p).exists()]
-        include = self.include_uncorrected.isChecked()
-        done = [p for p in saved if include or self._corrected(p)]
-        left_out = len(saved) - len(done)
-        if not done:
-            show_error("No corrected labels to export yet" + (
-                f" ({left_out} image(s) have labels nobody corrected: tick 'Include labels "
-                "nobody corrected' to export them)" if left_out else ""))
-            return
-        if out_dir is None:
-            out_dir = QFileDialog.getExistingDirectory(self, "Export into folder")
-            if not out_dir:
-                return
-            existing = [n for n in ("labels_stack.tif", "objects.csv")
-                        if (Path(out_dir) / n).exists()]
-            if existing and QMessageBox.question(
-                self, "Replace files?", f"Replace {', '.join(existing)} in {out_dir}?"
-            ) != QMessageBox.StandardButton.Yes:
-                return
-            overwrite = True
-        else:
-            overwrite = False
-        try:
-            written = export_label_set(
-                [p.stem for p in done], [read_label_tiff(self.label_path(p))[0] for p in done],
-                out_dir, images=[read_image(p) for p in done], overwrite=overwrite)
-        except (FileExistsError, ValueError, OSError) as exc:
-            show_error(str(exc))
-            return
-        show_info(f"Exported {len(done)} images to {', '.join(p.name for p in written)}"
-                  + (f"; {left_out} with labels nobody corrected were left out" if left_out
-                     else ""))
 

@@ -75,3 +75,18 @@ def test_fewer_images_than_a_batch_still_train(tmp_path, tissue):
                          crop=64, batch_size=8, epochs=2, canonical_diameter=24.0)
     summary = train(config, tr[:1], va, tmp_path / "m.pt", show_progress=False)
     assert summary["steps"] == 2 and summary["epochs"] == 2
+
+
+def test_fold_in_teaches_the_held_out_image_after_scoring_it(tmp_path, tiny_model_path,
+                                                             tissue):
+    from napari_unetseg.core.checkpoint import read_checkpoint_info
+
+    image, labels = tissue
+    pairs = [TrainingPair("a", image[:128], labels[:128]),
+             TrainingPair("b", image[128:], labels[128:])]
+    result = fine_tune(tiny_model_path, pairs, tmp_path / "m.pt", epochs=2, hold_out=1,
+                       fold_in=0.5, make_int8=False, device="cpu")
+    assert result["held_out"] == ["b"] and result["after"] is not None
+    assert result["steps"] == 32  # one epoch on "a", then one on both
+    prov = read_checkpoint_info(result["checkpoint"])["provenance"]
+    assert prov["images_used"] == ["a", "b"] and prov["held_out_then_trained_on"]

@@ -33,11 +33,10 @@ class ViewerSession(QObject):
     """What the panels of one viewer share: each other, and the model in use.
 
     Emits ``model_changed(path)`` when the Segment panel's model changes (``"default"`` for
-    the bundled model), and ``panels_changed()`` when a panel opens or closes.
+    the bundled model).
     """
 
     model_changed = Signal(str)
-    panels_changed = Signal()
 
     def __init__(self, viewer):
         super().__init__()
@@ -71,9 +70,7 @@ class ViewerSession(QObject):
         """
         from qtpy.QtCore import QTimer
 
-        self._panels[role] = weakref.ref(panel)
-        self.panels_changed.emit()
-        ref = weakref.ref(panel)
+        self._panels[role] = ref = weakref.ref(panel)
         QTimer.singleShot(0, lambda: self._tabify(ref()))
 
     def _tabify(self, panel) -> None:
@@ -83,12 +80,6 @@ class ViewerSession(QObject):
             return
         others = [self.panel(r) for r in (SEGMENT, BROWSE, EDIT, TRAIN, LARGE_IMAGE)]
         tabify_with(panel, [o for o in others if o is not None and o is not panel])
-
-    def unregister(self, role: str, panel) -> None:
-        ref = self._panels.get(role)
-        if ref is not None and ref() is panel:
-            del self._panels[role]
-            self.panels_changed.emit()
 
     def panel(self, role: str):
         """The open panel for ``role``, or None (closed panels are dropped)."""
@@ -108,10 +99,6 @@ class ViewerSession(QObject):
     @property
     def browser(self):
         return self.panel(BROWSE)
-
-    @property
-    def trainer(self):
-        return self.panel(TRAIN)
 
     # ------------------------------------------------------------------ model
     def set_model(self, path: str) -> None:

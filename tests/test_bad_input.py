@@ -380,6 +380,7 @@ def test_maps_of_a_z_stack_are_written_and_a_rerun_writes_missing_maps(
     assert r.returncode == 0 and "1 skipped" in r.stderr
 
 
+@pytest.mark.filterwarnings("ignore:Call to deprecated class Scaler:DeprecationWarning")
 def test_an_unfinished_ome_zarr_run_is_finished_by_a_rerun(tmp_path, tiny_model_path):
     zarr = pytest.importorskip("zarr")
     from napari_unetseg.core.writers import zarr_labels_complete
@@ -430,6 +431,7 @@ def test_predict_refuses_impossible_requests_in_one_line(tmp_path, tiny_model_pa
     assert not (tmp_path / "out" / "img.tif").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Call to deprecated class Scaler:DeprecationWarning")
 @pytest.mark.parametrize(("case", "make", "words"), [
     ("5 channels stored as 256 pages", lambda p: tifffile.imwrite(
         p / "five.tif", np.zeros((256, 256, 5), np.uint8)), ["5 channels"]),

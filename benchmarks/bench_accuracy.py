@@ -42,9 +42,10 @@ def otsu_watershed(image: np.ndarray) -> np.ndarray:
 
 def main():
     from napari_unetseg.core import Predictor
-    from napari_unetseg.core.data import find_pairs, image_style, load_pair, read_id_list
-    from napari_unetseg.core.metrics import image_scores, summarize
-    from napari_unetseg.core.pipeline import segment_image
+    from napari_unetseg.core.base.styles import image_style
+    from napari_unetseg.core.instances.metrics import image_scores, summarize
+    from napari_unetseg.core.run.pipeline import segment_image
+    from napari_unetseg.core.training.data import find_pairs, load_pair, read_id_list
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")

@@ -23,7 +23,7 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dsb2018
 
 def centre_shape(maps, gts) -> dict:
     """Quartiles of the predicted peak per nucleus and of the share within 20 % of it."""
-    from napari_unetseg.core.targets import instance_center_distance
+    from napari_unetseg.core.training.targets import instance_center_distance
 
     peaks, top, top_target = [], [], []
     for m, gt in zip(maps, gts):
@@ -46,10 +46,10 @@ def centre_shape(maps, gts) -> dict:
 
 
 def main() -> None:
-    from napari_unetseg.core.checkpoint import load_checkpoint
-    from napari_unetseg.core.data import find_pairs, load_pair, read_id_list
-    from napari_unetseg.core.postprocess import DEFAULT_THRESHOLDS
-    from napari_unetseg.core.validation import predict_maps, score_maps, tune_thresholds
+    from napari_unetseg.core.instances.postprocess import DEFAULT_THRESHOLDS
+    from napari_unetseg.core.network.checkpoint import load_checkpoint
+    from napari_unetseg.core.training.data import find_pairs, load_pair, read_id_list
+    from napari_unetseg.core.training.validation import predict_maps, score_maps, tune_thresholds
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")

@@ -38,7 +38,7 @@ def image_folder(root: Path, n: int) -> Path:
 def timed_batch(job, files, out, *, workers: int = 1, scheduler: str | None = None) -> float:
     """Images per second, the workers started and their model loaded beforehand (a
     cluster's start-up is paid once per session, not per batch)."""
-    from napari_unetseg.core.batch import dask_client, loaded, preload, run_batch, run_on_client
+    from napari_unetseg.core.run.batch import dask_client, loaded, preload, run_batch, run_on_client
 
     if workers <= 1 and scheduler is None:
         loaded(job.model)
@@ -71,7 +71,7 @@ def external_cluster(root: Path, workers: int):
 
 
 def ap50(a, b) -> float:
-    from napari_unetseg.core.metrics import overlap_ious
+    from napari_unetseg.core.instances.metrics import overlap_ious
 
     n1, n2, iou = overlap_ious(a, b)
     m = int((iou > 0.5).sum())
@@ -90,10 +90,10 @@ def large_image(root: Path, size: int, workers: int) -> dict:
     from ome_zarr.writer import write_image
 
     from napari_unetseg.core import Predictor
-    from napari_unetseg.core.batch import ModelSpec, PredictJob, segment_file
-    from napari_unetseg.core.blockwise import segment_blockwise
-    from napari_unetseg.core.io import read_image
-    from napari_unetseg.core.pipeline import segment_image
+    from napari_unetseg.core.io.images import read_image
+    from napari_unetseg.core.run.batch import ModelSpec, PredictJob, segment_file
+    from napari_unetseg.core.run.blockwise import segment_blockwise
+    from napari_unetseg.core.run.pipeline import segment_image
 
     reps = (-(-size // 520), -(-size // 696))
     image = np.tile(read_image(SAMPLES / "fluorescence_nuclei.png"), reps)[:size, :size]
@@ -112,7 +112,7 @@ def large_image(root: Path, size: int, workers: int) -> dict:
     # The same worker process, model loaded, before any block: what the blocks add.
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        from napari_unetseg.core.batch import preload
+        from napari_unetseg.core.run.batch import preload
 
         client.run(preload, ModelSpec("default"))
         out["rss_mb_worker_with_model_only"] = round(next(iter(client.run(
@@ -126,7 +126,7 @@ def large_image(root: Path, size: int, workers: int) -> dict:
 
 
 def main(argv=None):
-    from napari_unetseg.core.batch import ModelSpec, PredictJob
+    from napari_unetseg.core.run.batch import ModelSpec, PredictJob
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=24)

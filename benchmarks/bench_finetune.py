@@ -47,8 +47,9 @@ def _value(text: str):
 
 def load_images(args):
     """(name, image, labels) of the proxy's images, sorted by id."""
-    from napari_unetseg.core.data import find_pairs, image_style, load_pair, read_id_list
-    from napari_unetseg.core.normalize import DEFAULT_NORMALIZATION
+    from napari_unetseg.core.base.normalize import DEFAULT_NORMALIZATION
+    from napari_unetseg.core.base.styles import image_style
+    from napari_unetseg.core.training.data import find_pairs, load_pair, read_id_list
 
     pairs = find_pairs(DATA / "images", DATA / "labels", read_id_list(DATA / "val.txt"))
     loaded = [(ip.stem, *load_pair(ip, lp)) for ip, lp in pairs]
@@ -56,15 +57,15 @@ def load_images(args):
     chosen = sorted((x for x in loaded if image_style(x[1], DEFAULT_NORMALIZATION) == style),
                     key=lambda x: x[0])
     if args.stain_shift:
-        from napari_unetseg.core.augment import stain_shift
+        from napari_unetseg.core.training.augment import stain_shift
 
         chosen = [(n, stain_shift(im[..., :3], seed=0), gt) for n, im, gt in chosen]
     elif args.new_stain:
-        from napari_unetseg.core.augment import restain
+        from napari_unetseg.core.training.augment import restain
 
         chosen = [(n, restain(im[..., :3]), gt) for n, im, gt in chosen]
     elif args.fluorescence_stain:
-        from napari_unetseg.core.augment import stain_fluorescence
+        from napari_unetseg.core.training.augment import stain_fluorescence
 
         # 15 of them, like the tissue set: every third fluorescence image.
         chosen = [(n, stain_fluorescence(im), gt) for n, im, gt in chosen[::3][:15]]
@@ -72,7 +73,7 @@ def load_images(args):
 
 
 def run_python(args, corrected, out: Path, options: dict) -> dict:
-    from napari_unetseg.core.finetune import TrainingPair, fine_tune
+    from napari_unetseg.core.training.finetune import TrainingPair, fine_tune
 
     epochs = []
     result = fine_tune(args.base, [TrainingPair(n, im, gt) for n, im, gt in corrected], out,
@@ -110,9 +111,9 @@ def run_cli(args, corrected, out: Path, tmp: Path) -> dict:
 
 def main(argv=None):
     from napari_unetseg.core import Predictor
-    from napari_unetseg.core.finetune import FINETUNE_DEFAULTS
-    from napari_unetseg.core.metrics import image_scores, summarize
-    from napari_unetseg.core.pipeline import segment_image
+    from napari_unetseg.core.instances.metrics import image_scores, summarize
+    from napari_unetseg.core.run.pipeline import segment_image
+    from napari_unetseg.core.training.finetune import FINETUNE_DEFAULTS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0)

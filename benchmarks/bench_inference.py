@@ -28,7 +28,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 
 def test_image(size: int) -> np.ndarray:
     """A real bright-field sample tiled to size x size (uint8, gray)."""
-    from napari_unetseg.core.io import read_image
+    from napari_unetseg.core.io.images import read_image
 
     tile = read_image(SAMPLES / "brightfield_nuclei.png")
     reps = -(-size // tile.shape[0]), -(-size // tile.shape[1])
@@ -39,7 +39,7 @@ def main():
     import torch
 
     from napari_unetseg.core import Predictor, load_checkpoint
-    from napari_unetseg.core.normalize import normalize_plane
+    from napari_unetseg.core.base.normalize import normalize_plane
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")

@@ -45,7 +45,7 @@ def main():
     ap.add_argument("--size", type=int, default=8192)
     ap.add_argument("--model", default="default")
     args = ap.parse_args()
-    from napari_unetseg.core.inference import DEFAULT_TILE
+    from napari_unetseg.core.inference.predictor import DEFAULT_TILE
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -27,7 +27,7 @@ def rescaled(image: np.ndarray, labels: np.ndarray, factor: float):
     """Image resized bilinearly and labels by nearest neighbour, by ``factor``."""
     import cv2
 
-    from napari_unetseg.core.resample import resize_labels, scaled_shape
+    from napari_unetseg.core.base.resample import resize_labels, scaled_shape
 
     shape = scaled_shape(labels.shape, factor)
     img = cv2.resize(np.ascontiguousarray(image), (shape[1], shape[0]),
@@ -37,7 +37,7 @@ def rescaled(image: np.ndarray, labels: np.ndarray, factor: float):
 
 def condition_images(name: str, image: np.ndarray, labels: np.ndarray, style: str):
     """(image, labels) of one benchmark condition, or None when it does not apply."""
-    from napari_unetseg.core.augment import stain_shift
+    from napari_unetseg.core.training.augment import stain_shift
 
     if name.startswith("x"):
         factor = float(name[1:])
@@ -51,10 +51,11 @@ def condition_images(name: str, image: np.ndarray, labels: np.ndarray, style: st
 
 def main(argv=None):
     from napari_unetseg.core import Predictor
-    from napari_unetseg.core.data import find_pairs, image_style, load_pair, read_id_list
-    from napari_unetseg.core.diameter import median_diameter
-    from napari_unetseg.core.metrics import image_scores, summarize
-    from napari_unetseg.core.pipeline import segment_image
+    from napari_unetseg.core.base.styles import image_style
+    from napari_unetseg.core.inference.diameter import median_diameter
+    from napari_unetseg.core.instances.metrics import image_scores, summarize
+    from napari_unetseg.core.run.pipeline import segment_image
+    from napari_unetseg.core.training.data import find_pairs, load_pair, read_id_list
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")

@@ -23,8 +23,8 @@ from bench_inference import test_image
 
 def main():
     from napari_unetseg.core import Predictor
-    from napari_unetseg.core.inference import DEFAULT_OVERLAP
-    from napari_unetseg.core.normalize import plane_scaling
+    from napari_unetseg.core.base.normalize import plane_scaling
+    from napari_unetseg.core.inference.predictor import DEFAULT_OVERLAP
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="default")

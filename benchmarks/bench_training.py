@@ -36,8 +36,13 @@ CHOSEN = "effnet_lite0_channels_last_compiled (unetseg train --compile): ImageNe
 
 def main():
     from napari_unetseg.core import build_model
-    from napari_unetseg.core.data import CropSampler, find_pairs, load_samples, read_id_list
-    from napari_unetseg.core.loss import segmentation_loss
+    from napari_unetseg.core.training.data import (
+        CropSampler,
+        find_pairs,
+        load_samples,
+        read_id_list,
+    )
+    from napari_unetseg.core.training.loss import segmentation_loss
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=6)

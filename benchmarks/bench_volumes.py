@@ -29,10 +29,11 @@ SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 def fluorescence_pairs(limit: int, normalization: dict, split: str = "val"):
     """(image, labels) of ``limit`` gray images of val.txt (or of the training images, every
     7th); the fluorescence sample image where the shared data is absent."""
-    from napari_unetseg.core.data import find_pairs, image_style, load_pair, read_id_list
+    from napari_unetseg.core.base.styles import image_style
+    from napari_unetseg.core.training.data import find_pairs, load_pair, read_id_list
 
     if not (DATA / "val.txt").exists():
-        from napari_unetseg.core.io import read_image, read_labels
+        from napari_unetseg.core.io.images import read_image, read_labels
 
         return [(read_image(SAMPLES / "fluorescence_nuclei.png"),
                  read_labels(SAMPLES / "labels" / "fluorescence_nuclei.tif"))]
@@ -53,9 +54,9 @@ def fluorescence_pairs(limit: int, normalization: dict, split: str = "val"):
 
 
 def segment(pred, volume, mode: str, anisotropy: float, thresholds: dict):
-    from napari_unetseg.core.pipeline import segment_image
-    from napari_unetseg.core.stacks import link_stack
-    from napari_unetseg.core.volume import segment_volume, volume_thresholds
+    from napari_unetseg.core.instances.stacks import link_stack
+    from napari_unetseg.core.run.pipeline import segment_image
+    from napari_unetseg.core.run.volume import segment_volume, volume_thresholds
 
     if mode == "3d":
         return segment_volume(pred, volume, volume_thresholds(thresholds),
@@ -70,8 +71,8 @@ def live_update(pred, shape, thresholds) -> dict:
     The maps are the 3d mode's on the bundled 3D sample, tiled to ``shape`` (dense nuclei
     throughout, as in a real stack).
     """
-    from napari_unetseg.core.io import read_image, read_voxel_size
-    from napari_unetseg.core.volume import VolumeSegmentation, anisotropy, volume_maps
+    from napari_unetseg.core.io.images import read_image, read_voxel_size
+    from napari_unetseg.core.run.volume import VolumeSegmentation, anisotropy, volume_maps
 
     path = SAMPLES / "nuclei_3d.tif"
     maps, _, _ = volume_maps(pred, read_image(path), anisotropy=anisotropy(
@@ -96,9 +97,9 @@ def live_update(pred, shape, thresholds) -> dict:
 
 def seed_sweep(pred, vols, a: float) -> dict:
     """3d-mode AP50 / mAP at each seed threshold (maps predicted once per volume)."""
-    from napari_unetseg.core.metrics import image_scores, summarize
-    from napari_unetseg.core.postprocess import SeededWatershed
-    from napari_unetseg.core.volume import min_volume, volume_maps
+    from napari_unetseg.core.instances.metrics import image_scores, summarize
+    from napari_unetseg.core.instances.postprocess import SeededWatershed
+    from napari_unetseg.core.run.volume import min_volume, volume_maps
 
     cached = [(volume_maps(pred, v, anisotropy=a), gt) for v, gt in vols]
     out = {}
@@ -113,9 +114,9 @@ def seed_sweep(pred, vols, a: float) -> dict:
 
 def main(argv=None):
     from napari_unetseg.core import Predictor
-    from napari_unetseg.core.metrics import image_scores, summarize
-    from napari_unetseg.core.synthetic import synthetic_volume
-    from napari_unetseg.core.volume import volume_thresholds
+    from napari_unetseg.core.base.synthetic import synthetic_volume
+    from napari_unetseg.core.instances.metrics import image_scores, summarize
+    from napari_unetseg.core.run.volume import volume_thresholds
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_unetseg.core.postprocess import SeededWatershed, watershed_reference
+from napari_unetseg.core.instances.postprocess import SeededWatershed, watershed_reference
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dsb2018_stage1_train"
 
@@ -26,7 +26,7 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dsb2018
 def make_maps():
     from scipy import ndimage as ndi
 
-    from napari_unetseg.core.io import read_image, read_labels
+    from napari_unetseg.core.io.images import read_image, read_labels
 
     for lp in sorted((DATA / "labels").glob("*.tif")):
         labels = read_labels(lp)
@@ -36,14 +36,14 @@ def make_maps():
         sys.exit("no 1024x1024 image in the shared data")
     image = read_image(DATA / "images" / f"{lp.stem}.png")
     try:
-        from napari_unetseg.core.checkpoint import DEFAULT_MODEL_PATH
-        from napari_unetseg.core.inference import predict
+        from napari_unetseg.core.inference.predictor import predict
+        from napari_unetseg.core.network.checkpoint import DEFAULT_MODEL_PATH
 
         if DEFAULT_MODEL_PATH.exists():
             return predict("default", image, device="cpu"), f"default model on {lp.stem[:12]}"
     except ImportError:
         pass
-    from napari_unetseg.core.targets import make_targets
+    from napari_unetseg.core.training.targets import make_targets
 
     rng = np.random.default_rng(0)
     t = make_targets(labels, "mask_border")
@@ -64,8 +64,8 @@ def slider_sequence(n=40):
 
 
 def dense_maps():
-    from napari_unetseg.core.inference import predict
-    from napari_unetseg.core.io import read_image
+    from napari_unetseg.core.inference.predictor import predict
+    from napari_unetseg.core.io.images import read_image
 
     root = Path(__file__).resolve().parents[1]
     image = read_image(root / "sample_data" / "fluorescence_nuclei.png")

@@ -38,7 +38,7 @@ def _clean(training: dict) -> dict:
 
 
 def main(argv=None):
-    from napari_unetseg.core.checkpoint import (
+    from napari_unetseg.core.network.checkpoint import (
         DEFAULT_MODEL_PATH,
         load_checkpoint,
         read_checkpoint_info,

@@ -61,8 +61,8 @@ def _compare(name: str, a: np.ndarray, b: np.ndarray) -> dict:
 def inference_checks(device, quick: bool, model_path: str = "default") -> tuple[list, dict]:
     import torch
 
-    from napari_unetseg.core.inference import Predictor
-    from napari_unetseg.core.io import read_image
+    from napari_unetseg.core.inference.predictor import Predictor
+    from napari_unetseg.core.io.images import read_image
 
     image = read_image(ROOT / "sample_data" / "fluorescence_nuclei.png")
     checks, figures = [], {}
@@ -133,10 +133,10 @@ def inference_checks(device, quick: bool, model_path: str = "default") -> tuple[
 def training_check(device, quick: bool, data: Path | None) -> tuple[dict, dict]:
     import torch
 
-    from napari_unetseg.core.data import CropSampler, find_pairs, load_samples
-    from napari_unetseg.core.loss import segmentation_loss
-    from napari_unetseg.core.model import build_model
-    from napari_unetseg.core.normalize import DEFAULT_NORMALIZATION
+    from napari_unetseg.core.base.normalize import DEFAULT_NORMALIZATION
+    from napari_unetseg.core.network.model import build_model
+    from napari_unetseg.core.training.data import CropSampler, find_pairs, load_samples
+    from napari_unetseg.core.training.loss import segmentation_loss
 
     if data is not None and (data / "images").is_dir():
         pairs = find_pairs(data / "images", data / "labels")[:64]

@@ -30,7 +30,7 @@ PYTHONPATH=src python - "$WORK/runs" "$DEST" <<'PY'
 import sys
 from pathlib import Path
 
-from napari_unetseg.core.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+from napari_unetseg.core.network.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
 
 src, dest = Path(sys.argv[1]), Path(sys.argv[2])
 for name in ("stage1.pt", "final.pt"):

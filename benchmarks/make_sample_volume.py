@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from napari_unetseg.core.io import read_image, read_labels, write_label_tiff
-from napari_unetseg.core.synthetic import synthetic_volume
+from napari_unetseg.core.base.synthetic import synthetic_volume
+from napari_unetseg.core.io.images import read_image, read_labels, write_label_tiff
 
 ROOT = Path(__file__).resolve().parents[1] / "sample_data"
 VOXEL = (1.0, 0.5, 0.5)  # Z, Y, X in µm

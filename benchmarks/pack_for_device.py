@@ -62,7 +62,7 @@ def pack_data(data: Path, out: Path) -> dict:
     import cv2
     import tifffile
 
-    from napari_unetseg.core.io import read_image, read_labels
+    from napari_unetseg.core.io.images import read_image, read_labels
 
     images = sorted((data / "images").glob("*.png"))
     with tarfile.open(out, "w") as tar:

@@ -15,7 +15,7 @@ SHARED = ROOT.parent / "shared" / "data" / "dsb2018_stage1_train"
 @pytest.fixture(scope="session")
 def fluo():
     """The fluorescence sample (gray, 520x696) and its ground truth."""
-    from napari_unetseg.core.io import read_image, read_labels
+    from napari_unetseg.core.io.images import read_image, read_labels
 
     return (read_image(SAMPLES / "fluorescence_nuclei.png"),
             read_labels(SAMPLES / "labels" / "fluorescence_nuclei.tif"))
@@ -24,7 +24,7 @@ def fluo():
 @pytest.fixture(scope="session")
 def tissue():
     """The stained tissue sample (RGB, 256x320) and its ground truth."""
-    from napari_unetseg.core.io import read_image, read_labels
+    from napari_unetseg.core.io.images import read_image, read_labels
 
     return (read_image(SAMPLES / "tissue_stained.png"),
             read_labels(SAMPLES / "labels" / "tissue_stained.tif"))

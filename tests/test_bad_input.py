@@ -73,7 +73,7 @@ def test_files_read_beside_a_checkpoint_cannot_run_code(tmp_path, tiny_model_pat
     model = tmp_path / "m.pt"
     model.write_bytes(tiny_model_path.read_bytes())
     (tmp_path / "m.pt.resume.pt").write_bytes(pickle.dumps(Boom()))
-    from napari_unetseg.core.train import TrainConfig, train
+    from napari_unetseg.core.training.train import TrainConfig, train
 
     with pytest.raises(CheckpointError, match="not a training state"):
         train(TrainConfig(epochs=1), [], [], tmp_path / "out.pt", resume=model)
@@ -190,7 +190,7 @@ def test_predict_into_a_file_is_refused(image_dir, tmp_path, tiny_model_path):
 
 
 def test_label_ids_beyond_32_bits_are_written_without_wrapping(tmp_path):
-    from napari_unetseg.core.io import read_labels, write_label_tiff
+    from napari_unetseg.core.io.images import read_labels, write_label_tiff
 
     labels = np.zeros((8, 8), np.uint64)
     labels[0, 0], labels[4, 4] = 2**32 + 5, 7
@@ -234,7 +234,7 @@ def test_int8_asked_for_with_a_broken_file_is_an_error(image_dir, tmp_path, tiny
 
 
 def test_pixels_without_a_value_are_background():
-    from napari_unetseg.core.normalize import normalize_plane
+    from napari_unetseg.core.base.normalize import normalize_plane
 
     plane = np.random.default_rng(0).random((32, 32)).astype(np.float32)
     plane[0, :4] = [np.nan, np.inf, -np.inf, np.nan]
@@ -294,7 +294,7 @@ def test_a_failed_maps_write_leaves_no_truncated_file(tmp_path, monkeypatch):
     # would take for a finished one.
     import tifffile as tf
 
-    from napari_unetseg.core import writers
+    from napari_unetseg.core.io import writers
 
     def fail_midway(path, *a, **k):
         open(path, "wb").write(b"partial")
@@ -308,7 +308,7 @@ def test_a_failed_maps_write_leaves_no_truncated_file(tmp_path, monkeypatch):
 
 def test_a_full_disk_is_one_line(image_dir, tmp_path, tiny_model_path, monkeypatch, capsys):
     from napari_unetseg import cli
-    from napari_unetseg.core import io
+    from napari_unetseg.core.io import images as io
 
     def full(*a, **k):
         raise OSError(28, "No space left on device")
@@ -357,7 +357,7 @@ def stack_tif(tmp_path):
 
 
 def read_sample(name):
-    from napari_unetseg.core.io import read_image
+    from napari_unetseg.core.io.images import read_image
 
     return read_image(SAMPLES / f"{name}.png")
 
@@ -383,7 +383,7 @@ def test_maps_of_a_z_stack_are_written_and_a_rerun_writes_missing_maps(
 @pytest.mark.filterwarnings("ignore:Call to deprecated class Scaler:DeprecationWarning")
 def test_an_unfinished_ome_zarr_run_is_finished_by_a_rerun(tmp_path, tiny_model_path):
     zarr = pytest.importorskip("zarr")
-    from napari_unetseg.core.writers import zarr_labels_complete
+    from napari_unetseg.core.io.writers import zarr_labels_complete
 
     image_path = tmp_path / "img.zarr"
     _ome(image_path, read_sample("tissue_stained")[..., 0], "yx")
@@ -524,7 +524,7 @@ def test_outputs_are_never_written_over_other_files(tmp_path, tiny_model_path):
                            tmp_path / "nowhere" / "scores.csv"), "does not exist")
     # Zarr labels are never written over a folder that is not a Zarr array (Zarr's "w"
     # mode would empty it first).
-    from napari_unetseg.core.writers import _array_to_write
+    from napari_unetseg.core.io.writers import _array_to_write
 
     keep = tmp_path / "my_folder"
     keep.mkdir()
@@ -552,8 +552,8 @@ def test_checkpoints_beyond_what_can_run_are_refused_before_building(
 
 
 def test_empty_arrays_and_sparse_ids_and_closed_pipes():
-    from napari_unetseg.core.export import object_table
-    from napari_unetseg.core.inference import check_axes
+    from napari_unetseg.core.inference.predictor import check_axes
+    from napari_unetseg.core.io.export import object_table
 
     with pytest.raises(ValueError, match="empty"):
         check_axes((0, 0), None)
@@ -572,7 +572,7 @@ def test_empty_arrays_and_sparse_ids_and_closed_pipes():
 
 
 def test_a_resume_state_with_negative_time_still_ends(tmp_path):
-    from napari_unetseg.core.train import train
+    from napari_unetseg.core.training.train import train
     from tests.core.test_train import _pairs, _tiny_config
 
     tr, va = _pairs(tmp_path)
@@ -586,7 +586,7 @@ def test_a_resume_state_with_negative_time_still_ends(tmp_path):
 
 
 def test_a_full_disk_leaves_no_half_written_checkpoint(tmp_path, tiny_model_path, monkeypatch):
-    from napari_unetseg.core.checkpoint import save_checkpoint
+    from napari_unetseg.core.network.checkpoint import save_checkpoint
 
     model, _ = load_checkpoint(tiny_model_path)
 

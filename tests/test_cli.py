@@ -77,7 +77,7 @@ def test_predict_folder_then_evaluate(tmp_path, tiny_model_path):
 
 
 def test_predict_stack_stays_a_stack(tmp_path, tiny_model_path):
-    from napari_unetseg.core.io import read_image
+    from napari_unetseg.core.io.images import read_image
 
     plane = read_image(SAMPLES / "tissue_stained.png")[..., 0]
     tifffile.imwrite(tmp_path / "z.tif", np.stack([plane, plane[::-1]]), imagej=True,
@@ -212,7 +212,7 @@ def test_quantize_then_predict_with_int8(tmp_path, tiny_model_path):
     assert Predictor(str(model), "cpu", precision="fp32").backend == "onnxruntime"
     with pytest.raises(ValueError, match="unetseg quantize"):
         Predictor(str(tiny_model_path), "cpu", precision="int8")
-    from napari_unetseg.core.io import read_image
+    from napari_unetseg.core.io.images import read_image
 
     img = read_image(SAMPLES / "tissue_stained.png")
     a = Predictor(str(model), "cpu", precision="int8").predict(img)
@@ -277,7 +277,7 @@ def test_train_average_last_keeps_mean_weights_across_resume(tmp_path):
 def test_predict_stitch_and_track_give_one_id_per_nucleus(tmp_path):
     # A time-lapse of a Z-stack made of one real plane repeated, the bundled model: with
     # --mode stitch and --track every nucleus keeps one id through Z and T.
-    from napari_unetseg.core.io import read_image
+    from napari_unetseg.core.io.images import read_image
 
     plane = read_image(SAMPLES / "tissue_stained.png")[..., 0]
     stack = np.stack([np.stack([plane] * 3)] * 2)  # TZYX
@@ -297,7 +297,7 @@ def test_predict_stitch_and_track_give_one_id_per_nucleus(tmp_path):
 def test_predict_a_z_stack_in_3d_calibrated_then_evaluate_on_voxels(tmp_path):
     # The 3D sample: --mode auto is 3d for a stack with Z; the voxel size comes from the
     # file and goes into the labels; evaluate scores 3D objects.
-    from napari_unetseg.core.io import read_label_tiff, read_voxel_size
+    from napari_unetseg.core.io.images import read_label_tiff, read_voxel_size
 
     images, gt = tmp_path / "images", tmp_path / "gt"
     images.mkdir()
@@ -328,7 +328,7 @@ def test_train_init_on_a_few_images_trains_like_the_panel(tmp_path, tiny_model_p
     images, labels = tmp_path / "images", tmp_path / "labels"
     images.mkdir()
     labels.mkdir()
-    from napari_unetseg.core.io import read_image, read_labels
+    from napari_unetseg.core.io.images import read_image, read_labels
 
     image = read_image(SAMPLES / "tissue_stained.png")
     gt = read_labels(SAMPLES / "labels" / "tissue_stained.tif")
@@ -348,7 +348,7 @@ def test_train_init_on_a_few_images_trains_like_the_panel(tmp_path, tiny_model_p
                if before[k].is_floating_point())
     if n_images == 1:
         # The same inputs and seed give the same model from Python (the panel's function).
-        from napari_unetseg.core.finetune import TrainingPair, fine_tune
+        from napari_unetseg.core.training.finetune import TrainingPair, fine_tune
 
         result = fine_tune(tiny_model_path,
                            [TrainingPair("t0.tif", read_image(images / "t0.tif"),
@@ -364,7 +364,7 @@ def test_train_init_on_a_few_images_trains_like_the_panel(tmp_path, tiny_model_p
 
 
 def test_predict_the_nuclear_channel_of_a_two_channel_tiff(tmp_path):
-    from napari_unetseg.core.io import read_image
+    from napari_unetseg.core.io.images import read_image
 
     nuclei = read_image(SAMPLES / "tissue_stained.png")[..., 0]
     path = tmp_path / "cyx.tif"

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from napari_unetseg.core.io import read_image, read_labels
+from napari_unetseg.core.io.images import read_image, read_labels
 from tests.conftest import ROOT, SAMPLES
 
 

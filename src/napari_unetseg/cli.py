@@ -17,7 +17,7 @@ class UserError(Exception):
 
 
 def _cmd_info(args) -> int:
-    from napari_unetseg.core.checkpoint import read_checkpoint_info
+    from napari_unetseg.core.network.checkpoint import read_checkpoint_info
 
     info = read_checkpoint_info(args.model)
     print(json.dumps(info, indent=2, default=str))
@@ -76,9 +76,9 @@ def _check_train_args(args) -> None:
 
 def _cmd_finetune(args) -> int:
     """``train --init MODEL``: the fine-tuning recipe of the napari panel (core.finetune)."""
-    from napari_unetseg.core.data import find_pairs, read_id_list
-    from napari_unetseg.core.finetune import FINETUNE_DEFAULTS, TrainingPair, fine_tune
-    from napari_unetseg.core.io import read_image, read_labels
+    from napari_unetseg.core.io.images import read_image, read_labels
+    from napari_unetseg.core.training.data import find_pairs, read_id_list
+    from napari_unetseg.core.training.finetune import FINETUNE_DEFAULTS, TrainingPair, fine_tune
 
     given = [f"--{k.replace('_', '-')}" for k in _ARCHITECTURE_OPTIONS
              if getattr(args, k) not in (None, False)]
@@ -92,7 +92,7 @@ def _cmd_finetune(args) -> int:
                         "napari panel's recipe); leave these out")
     if args.resume:
         raise UserError("give either --init (fine-tune) or --resume (continue a run), not both")
-    from napari_unetseg.core.checkpoint import load_checkpoint
+    from napari_unetseg.core.network.checkpoint import load_checkpoint
 
     load_checkpoint(args.init, trust_code=args.trust_code)  # a bad file: one line, first
     val_ids = read_id_list(args.val_list) if args.val_list else []
@@ -132,10 +132,10 @@ def _cmd_finetune(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from napari_unetseg.core.data import find_pairs, read_id_list
-    from napari_unetseg.core.diameter import parse_diameter
-    from napari_unetseg.core.train import TrainConfig, train
-    from napari_unetseg.core.validation import finalize_thresholds
+    from napari_unetseg.core.inference.diameter import parse_diameter
+    from napari_unetseg.core.training.data import find_pairs, read_id_list
+    from napari_unetseg.core.training.train import TrainConfig, train
+    from napari_unetseg.core.training.validation import finalize_thresholds
 
     _check_train_args(args)
     if args.init:
@@ -144,7 +144,7 @@ def _cmd_train(args) -> int:
         if getattr(args, key) is None and not (key == "epochs" and args.time_budget):
             setattr(args, key, value)
     if args.canonical_diameter is None:
-        from napari_unetseg.core.diameter import DEFAULT_CANONICAL_DIAMETER
+        from napari_unetseg.core.inference.diameter import DEFAULT_CANONICAL_DIAMETER
 
         args.canonical_diameter = DEFAULT_CANONICAL_DIAMETER
     diameter = parse_diameter(args.diameter)
@@ -199,7 +199,7 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     import csv
 
-    from napari_unetseg.core.metrics import evaluate_folders
+    from napari_unetseg.core.instances.metrics import evaluate_folders
 
     if args.csv and Path(args.csv).exists() and not (
             args.overwrite and Path(args.csv).suffix.lower() == ".csv"):
@@ -230,8 +230,8 @@ def _cmd_evaluate(args) -> int:
 
 def _collect_inputs(inputs: list[str]) -> list[Path]:
     """Image files named or found in folders; label TIFFs written by unetseg are skipped."""
-    from napari_unetseg.core.batch import is_zarr
-    from napari_unetseg.core.io import is_label_tiff, list_images
+    from napari_unetseg.core.io.images import is_label_tiff, list_images
+    from napari_unetseg.core.run.batch import is_zarr
 
     files: list[Path] = []
     for item in inputs:
@@ -258,7 +258,7 @@ def _collect_inputs(inputs: list[str]) -> list[Path]:
 def _check_outputs(files: list[Path], out_dir: Path) -> None:
     """Refuse output plans that would lose data: two inputs writing one file, or an output
     file that is one of the inputs."""
-    from napari_unetseg.core.batch import is_zarr
+    from napari_unetseg.core.run.batch import is_zarr
 
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} is a file; give a folder for the label files")
@@ -290,8 +290,8 @@ def _check_thresholds(args) -> None:
 
 def _check_predict_args(args):
     """Every check ``predict`` can make before reading an image; returns the voxel size."""
-    from napari_unetseg.core.diameter import parse_diameter
-    from napari_unetseg.core.volume import check_anisotropy, parse_voxel_size
+    from napari_unetseg.core.inference.diameter import parse_diameter
+    from napari_unetseg.core.run.volume import check_anisotropy, parse_voxel_size
 
     _check_thresholds(args)
     parse_diameter(args.diameter)
@@ -314,7 +314,7 @@ def _check_predict_args(args):
 
 def _predict_inputs(args) -> tuple[list[Path], Path]:
     """The input files and the output folder (made, writable), or a one-line UserError."""
-    from napari_unetseg.core.batch import is_zarr
+    from napari_unetseg.core.run.batch import is_zarr
 
     files = _collect_inputs(args.inputs)
     if not files:
@@ -369,7 +369,7 @@ def _progress_bars(args, n_files: int):
 
 
 def _cmd_predict(args) -> int:
-    from napari_unetseg.core.batch import ModelSpec, OutputError, PredictJob, loaded, run_batch
+    from napari_unetseg.core.run.batch import ModelSpec, OutputError, PredictJob, loaded, run_batch
 
     voxel_size = _check_predict_args(args)
     files, out_dir = _predict_inputs(args)
@@ -411,8 +411,8 @@ def _cmd_predict(args) -> int:
 
 def _middle_plane(path):
     """A file's image, or the middle plane of a stack (calibration takes 2D planes)."""
-    from napari_unetseg.core.inference import check_axes, planes_of
-    from napari_unetseg.core.io import read_image_with_axes
+    from napari_unetseg.core.inference.predictor import check_axes, planes_of
+    from napari_unetseg.core.io.images import read_image_with_axes
 
     image, axes = read_image_with_axes(path)
     planes, _ = planes_of(image, check_axes(image.shape, axes))
@@ -420,8 +420,8 @@ def _middle_plane(path):
 
 
 def _cmd_quantize(args) -> int:
-    from napari_unetseg.core.io import list_images
-    from napari_unetseg.core.optimize import make_int8
+    from napari_unetseg.core.inference.quantize import make_int8
+    from napari_unetseg.core.io.images import list_images
 
     if args.out is not None:
         out = Path(args.out)
@@ -443,11 +443,11 @@ def _cmd_quantize(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``unetseg`` console script."""
     from napari_unetseg.cli_parser import build_parser
-    from napari_unetseg.core.checkpoint import CheckpointError
-    from napari_unetseg.core.data import DatasetError
-    from napari_unetseg.core.encoders import PretrainedWeightsError
-    from napari_unetseg.core.io import ImageReadError
-    from napari_unetseg.core.train import TrainingError
+    from napari_unetseg.core.io.images import ImageReadError
+    from napari_unetseg.core.network.checkpoint import CheckpointError
+    from napari_unetseg.core.network.encoders import PretrainedWeightsError
+    from napari_unetseg.core.training.data import DatasetError
+    from napari_unetseg.core.training.train import TrainingError
 
     args = build_parser().parse_args(argv)
     commands = {"info": _cmd_info, "train": _cmd_train, "evaluate": _cmd_evaluate,

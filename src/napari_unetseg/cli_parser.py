@@ -33,8 +33,8 @@ def _add_info(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    from napari_unetseg.core.diameter import DEFAULT_CANONICAL_DIAMETER
-    from napari_unetseg.core.modes import TARGET_MODES
+    from napari_unetseg.core.base.modes import TARGET_MODES
+    from napari_unetseg.core.inference.diameter import DEFAULT_CANONICAL_DIAMETER
 
     s = sub.add_parser("train", allow_abbrev=False, help="train a model on image/label pairs")
     s.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
@@ -109,7 +109,7 @@ def _add_evaluate(sub) -> None:
 
 
 def _add_predict(sub) -> None:
-    from napari_unetseg.core.inference import DEFAULT_TILE  # light: torch loads on use
+    from napari_unetseg.core.inference.predictor import DEFAULT_TILE  # light: torch loads on use
 
     s = sub.add_parser("predict", allow_abbrev=False, help="segment images into TIFF label files")
     s.add_argument("--trust-code", action="store_true", help=TRUST_HELP)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from napari_unetseg.core.augment import (
+from napari_unetseg.core.training.augment import (
     degrade_normalized,
     hed_jitter,
     random_colour_transform,

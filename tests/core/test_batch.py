@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unetseg.core.metrics import overlap_ious
+from napari_unetseg.core.instances.metrics import overlap_ious
 from tests.conftest import SAMPLES
 
 distributed = pytest.importorskip("distributed", reason="the 'distributed' extra")
@@ -118,9 +118,9 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(cluster, tmp_pat
 @pytest.mark.slow
 def test_an_8192_image_blockwise_matches_the_whole_image_run(tmp_path):
     from napari_unetseg.core import Predictor
-    from napari_unetseg.core.blockwise import segment_blockwise
-    from napari_unetseg.core.io import read_image
-    from napari_unetseg.core.pipeline import segment_image
+    from napari_unetseg.core.io.images import read_image
+    from napari_unetseg.core.run.blockwise import segment_blockwise
+    from napari_unetseg.core.run.pipeline import segment_image
 
     # The model's own nucleus size (no resampling): what is compared is the stitching. At
     # other sizes each block's resampling adds its own rounding (bench_distributed.py).
@@ -159,7 +159,7 @@ def test_ome_zarr_and_tiff_inputs_blockwise_from_the_command_line(tmp_path):
     from ome_zarr.reader import Reader
     from ome_zarr.writer import write_image
 
-    from napari_unetseg.core.io import is_label_tiff, read_image, read_label_tiff
+    from napari_unetseg.core.io.images import is_label_tiff, read_image, read_label_tiff
 
     image = np.tile(read_image(SAMPLES / "fluorescence_nuclei.png"), (3, 3))[:1500, :2000]
     write_image(image, zarr.open_group(str(tmp_path / "big.zarr"), mode="w"), axes="yx",
@@ -182,7 +182,7 @@ def test_ome_zarr_and_tiff_inputs_blockwise_from_the_command_line(tmp_path):
 
 
 def test_a_write_error_names_the_file_that_failed():
-    from napari_unetseg.core.batch import _written_name
+    from napari_unetseg.core.run.batch import _written_name
 
     err = OSError(28, "No space left on device")
     err.filename = "/out/.img_maps.tif.tmp"

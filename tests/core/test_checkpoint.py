@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from napari_unetseg.core import CheckpointError, build_model, load_checkpoint, save_checkpoint
-from napari_unetseg.core.checkpoint import FORMAT_VERSION, read_checkpoint_info
+from napari_unetseg.core.network.checkpoint import FORMAT_VERSION, read_checkpoint_info
 
 
 @pytest.mark.parametrize("encoder,kwargs", [("unet", {"depth": 2, "base_width": 4}),

@@ -1,14 +1,10 @@
 import numpy as np
 import pytest
 
-from napari_unetseg.core.data import (
-    CropSampler,
-    image_style,
-    make_sample,
-    style_balanced_weights,
-)
-from napari_unetseg.core.io import read_image, read_labels
-from napari_unetseg.core.normalize import DEFAULT_NORMALIZATION
+from napari_unetseg.core.base.normalize import DEFAULT_NORMALIZATION
+from napari_unetseg.core.base.styles import image_style, style_balanced_weights
+from napari_unetseg.core.io.images import read_image, read_labels
+from napari_unetseg.core.training.data import CropSampler, make_sample
 
 from ..conftest import SAMPLES
 
@@ -52,8 +48,8 @@ def test_weighted_crops_emphasise_gaps_between_touching_nuclei():
 
 def test_crops_bring_every_image_to_the_canonical_nucleus_size(fluo):
     # The same image at two magnifications gives crops whose nuclei have the same size.
-    from napari_unetseg.core.diameter import median_diameter
-    from napari_unetseg.core.resample import resize_labels, resize_plane
+    from napari_unetseg.core.base.resample import resize_labels, resize_plane
+    from napari_unetseg.core.inference.diameter import median_diameter
 
     image, labels = fluo
     big = (labels.shape[0] * 2, labels.shape[1] * 2)

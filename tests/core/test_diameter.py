@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from napari_unetseg.core.diameter import median_diameter, parse_diameter, scale_for
-from napari_unetseg.core.resample import resize_labels, resize_plane
+from napari_unetseg.core.base.resample import resize_labels, resize_plane
+from napari_unetseg.core.inference.diameter import median_diameter, parse_diameter, scale_for
 
 
 def test_median_diameter_of_discs_is_their_diameter():
@@ -38,9 +38,9 @@ def test_bundled_model_finds_the_same_nuclei_at_any_magnification(fluo, factor):
     # The fluorescence sample at half and double magnification: the automatic estimate
     # follows the true median diameter, and the score stays close to the one at the image's
     # own size (the previous, unnormalized model lost 0.15 mAP at half size on val.txt).
-    from napari_unetseg.core.inference import Predictor
-    from napari_unetseg.core.metrics import image_scores
-    from napari_unetseg.core.pipeline import segment_image
+    from napari_unetseg.core.inference.predictor import Predictor
+    from napari_unetseg.core.instances.metrics import image_scores
+    from napari_unetseg.core.run.pipeline import segment_image
 
     image, gt = fluo
     pred = Predictor("default", "cpu")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_unetseg.core.editing import (
+from napari_unetseg.core.instances.editing import (
     delete_labels,
     fill_holes,
     merge_labels,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_unetseg.core.finetune import (
+from napari_unetseg.core.training.finetune import (
     FineTuneError,
     TrainingPair,
     check_pairs,
@@ -36,7 +36,7 @@ def test_one_corrected_image_trains(tmp_path, tiny_model_path, tissue):
 
 
 def test_cancel_before_the_first_step_writes_nothing(tmp_path, tiny_model_path, tissue):
-    from napari_unetseg.core.train import TrainingError
+    from napari_unetseg.core.training.train import TrainingError
 
     image, labels = tissue
     with pytest.raises(TrainingError, match="before its first step"):
@@ -67,7 +67,7 @@ def test_label_ids_are_kept_apart_and_bad_labels_refused():
 
 
 def test_fewer_images_than_a_batch_still_train(tmp_path, tissue):
-    from napari_unetseg.core.train import TrainConfig, train
+    from napari_unetseg.core.training.train import TrainConfig, train
     from tests.core.test_train import _pairs
 
     tr, va = _pairs(tmp_path)
@@ -79,7 +79,7 @@ def test_fewer_images_than_a_batch_still_train(tmp_path, tissue):
 
 def test_fold_in_teaches_the_held_out_image_after_scoring_it(tmp_path, tiny_model_path,
                                                              tissue):
-    from napari_unetseg.core.checkpoint import read_checkpoint_info
+    from napari_unetseg.core.network.checkpoint import read_checkpoint_info
 
     image, labels = tissue
     pairs = [TrainingPair("a", image[:128], labels[:128]),

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from napari_unetseg.core import Cancelled, Predictor, predict
-from napari_unetseg.core.inference import check_axes, guess_axes, resolve_device
+from napari_unetseg.core.inference.predictor import check_axes, guess_axes, resolve_device
 
 
 def test_axes_guess_and_override():
@@ -54,8 +54,8 @@ def test_tiled_equals_untiled_for_an_image_that_fits_one_tile():
     The bundled model's outputs change up to ~250 px inside a tile edge (measured), so tiles
     of 1280 overlapping by 640 hand over ~310 px from both edges.
     """
-    from napari_unetseg.core.checkpoint import DEFAULT_MODEL_PATH
-    from napari_unetseg.core.io import read_image
+    from napari_unetseg.core.io.images import read_image
+    from napari_unetseg.core.network.checkpoint import DEFAULT_MODEL_PATH
     from tests.conftest import SAMPLES
 
     assert DEFAULT_MODEL_PATH.exists()  # the package ships it
@@ -71,8 +71,8 @@ def test_tiled_equals_untiled_for_an_image_that_fits_one_tile():
     # The CPU default (int8) differs by rounding steps near tile edges; the objects barely
     # do: all match at IoU 0.5 and 0.7; with the bundled int8 calibration 2 of 158 objects
     # fall below IoU 0.75 (0.987 at the stricter thresholds).
-    from napari_unetseg.core.metrics import image_scores
-    from napari_unetseg.core.postprocess import watershed_from_maps
+    from napari_unetseg.core.instances.metrics import image_scores
+    from napari_unetseg.core.instances.postprocess import watershed_from_maps
 
     fast = Predictor("default", "cpu")
     labels = [watershed_from_maps(fast.predict(image, **kw), fast.targets, **fast.thresholds)
@@ -117,8 +117,8 @@ def test_onnx_runtime_computes_what_pytorch_computes(encoder, fluo):
     """The CPU runtime (split concatenations, folded batch norm) equals eager PyTorch."""
     pytest.importorskip("onnxruntime")
     from napari_unetseg.core import build_model
-    from napari_unetseg.core.normalize import normalize_plane
-    from napari_unetseg.core.optimize import OnnxRunner
+    from napari_unetseg.core.base.normalize import normalize_plane
+    from napari_unetseg.core.inference.runtime import OnnxRunner
 
     torch.manual_seed(0)
     model = build_model(encoder, 3)

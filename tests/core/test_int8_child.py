@@ -11,7 +11,7 @@ def test_a_users_script_is_not_run_again_by_the_int8_child(tmp_path, tiny_model_
     script = tmp_path / "my_script.py"
     script.write_text(
         "import numpy as np\n"
-        "from napari_unetseg.core.optimize import make_int8_in_child\n"
+        "from napari_unetseg.core.inference.quantize import make_int8_in_child\n"
         f"open({str(marker)!r}, 'a').write('ran\\n')\n"
         "rng = np.random.default_rng(0)\n"
         "images = [rng.integers(0, 255, (96, 96), np.uint8) for _ in range(2)]\n"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unetseg.core.io import (
+from napari_unetseg.core.io.images import (
     ImageReadError,
     LabelTiffWarning,
     read_image,
@@ -63,7 +63,7 @@ def test_readers_and_clear_errors(tmp_path):
 
 
 def test_voxel_size_is_written_for_fiji_and_read_back_from_imagej_and_ome(tmp_path):
-    from napari_unetseg.core.io import read_label_tiff, read_voxel_size
+    from napari_unetseg.core.io.images import read_label_tiff, read_voxel_size
 
     labels = np.zeros((2, 5, 16, 16), np.uint16)
     labels[0, 1:3, 2:5, 2:5] = 1
@@ -93,7 +93,7 @@ def test_voxel_size_is_written_for_fiji_and_read_back_from_imagej_and_ome(tmp_pa
 def test_3d_objects_get_one_csv_row_with_volume_and_centroid(tmp_path):
     import csv
 
-    from napari_unetseg.core.export import export_labels, object_table
+    from napari_unetseg.core.io.export import export_labels, object_table
 
     labels = np.zeros((2, 6, 20, 20), np.uint16)
     labels[0, 1:4, 2:6, 2:7] = 1  # 3 x 4 x 5 = 60 voxels

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_unetseg.core.metrics import evaluate_folders, image_scores, summarize
+from napari_unetseg.core.instances.metrics import evaluate_folders, image_scores, summarize
 
 
 def test_perfect_prediction_scores_one_regardless_of_ids():
@@ -38,7 +38,7 @@ def test_empty_cases():
 
 
 def test_missing_prediction_scores_zero(tmp_path):
-    from napari_unetseg.core.io import write_label_tiff
+    from napari_unetseg.core.io.images import write_label_tiff
 
     gt = np.zeros((8, 8), np.uint16)
     gt[2:5, 2:5] = 1

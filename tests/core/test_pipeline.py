@@ -1,9 +1,9 @@
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_unetseg.core.metrics import image_scores
-from napari_unetseg.core.pipeline import segment_image, segment_plane
-from napari_unetseg.core.targets import make_targets
+from napari_unetseg.core.instances.metrics import image_scores
+from napari_unetseg.core.run.pipeline import segment_image, segment_plane
+from napari_unetseg.core.training.targets import make_targets
 
 THRESHOLDS = {"mask_threshold": 0.5, "seed_threshold": 0.5, "min_size": 4}
 

@@ -3,8 +3,12 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_unetseg.core import watershed_from_maps
-from napari_unetseg.core.postprocess import SeededWatershed, StackSegmentation, watershed_reference
-from napari_unetseg.core.targets import make_targets
+from napari_unetseg.core.instances.postprocess import (
+    SeededWatershed,
+    StackSegmentation,
+    watershed_reference,
+)
+from napari_unetseg.core.training.targets import make_targets
 from tests.conftest import two_touching_discs
 
 
@@ -103,8 +107,8 @@ def test_slider_drag_reuses_unchanged_clusters_and_still_equals_the_reference(fl
     # keep their cached watershed.
     from scipy import ndimage as ndi
 
-    from napari_unetseg.core.postprocess import SeededWatershed, watershed_reference
-    from napari_unetseg.core.targets import make_targets
+    from napari_unetseg.core.instances.postprocess import SeededWatershed, watershed_reference
+    from napari_unetseg.core.training.targets import make_targets
 
     labels = np.tile(fluo[1], (2, 2))[:1024, :1024]
     rng = np.random.default_rng(1)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from napari_unetseg.core.postprocess import combine_planes
-from napari_unetseg.core.stacks import link_over_time, link_stack, stitch_planes
+from napari_unetseg.core.instances.postprocess import combine_planes
+from napari_unetseg.core.instances.stacks import link_over_time, link_stack, stitch_planes
 
 
 def _balls(shape=(8, 64, 96), centres=((3.5, 32, 30), (3.5, 32, 58)), r=(3.2, 13, 13)):
@@ -64,7 +64,7 @@ def test_time_lapse_of_stacks_is_stitched_then_linked():
 
 
 def test_unchanged_objects_keep_their_ids_and_split_ones_get_new_ones():
-    from napari_unetseg.core.stacks import keep_ids
+    from napari_unetseg.core.instances.stacks import keep_ids
 
     old = np.zeros((4, 8), np.uint64)
     old[:, :3], old[:, 5:] = 2**40, 7  # ids far beyond their count
@@ -78,7 +78,9 @@ def test_unchanged_objects_keep_their_ids_and_split_ones_get_new_ones():
 def test_the_examples_in_the_docstrings_hold():
     import doctest
 
-    from napari_unetseg.core import folder, io, stacks
+    from napari_unetseg.core.instances import stacks
+    from napari_unetseg.core.io import folder
+    from napari_unetseg.core.io import images as io
 
     for module in (folder, io, stacks):
         assert doctest.testmod(module).failed == 0, module.__name__

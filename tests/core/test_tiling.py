@@ -1,4 +1,4 @@
-from napari_unetseg.core.tiling import tile_grid
+from napari_unetseg.core.base.tiling import tile_grid
 
 
 def test_tiles_cover_and_blend():

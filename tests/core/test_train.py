@@ -1,10 +1,10 @@
 import pytest
 
-from napari_unetseg.core.data import CropSampler, make_sample
-from napari_unetseg.core.io import read_image, read_labels
-from napari_unetseg.core.loss import segmentation_loss
-from napari_unetseg.core.normalize import DEFAULT_NORMALIZATION
-from napari_unetseg.core.validation import predict_maps
+from napari_unetseg.core.base.normalize import DEFAULT_NORMALIZATION
+from napari_unetseg.core.io.images import read_image, read_labels
+from napari_unetseg.core.training.data import CropSampler, make_sample
+from napari_unetseg.core.training.loss import segmentation_loss
+from napari_unetseg.core.training.validation import predict_maps
 
 from ..conftest import SAMPLES
 
@@ -16,7 +16,7 @@ def test_weighted_training_finds_the_nuclei_without_painting_background(targets)
     # (three_class's foreground once took in a band around every nucleus).
     import torch
 
-    from napari_unetseg.core.model import build_model
+    from napari_unetseg.core.network.model import build_model
 
     torch.manual_seed(0)
     image = read_image(SAMPLES / "fluorescence_nuclei.png")[:256, :256]
@@ -55,14 +55,14 @@ def _pairs(tmp_path):
 
 
 def _tiny_config(**kw):
-    from napari_unetseg.core.train import TrainConfig
+    from napari_unetseg.core.training.train import TrainConfig
 
     return TrainConfig(encoder="unet", encoder_kwargs={"depth": 3, "base_width": 8}, crop=64,
                        batch_size=4, epoch_images=8, canonical_diameter=24.0, **kw)
 
 
 def test_resume_continues_the_run_where_it_stopped(tmp_path):
-    from napari_unetseg.core.train import train
+    from napari_unetseg.core.training.train import train
 
     tr, va = _pairs(tmp_path)
     first = train(_tiny_config(epochs=2), tr, va, tmp_path / "m.pt", show_progress=False)
@@ -75,8 +75,8 @@ def test_resume_continues_the_run_where_it_stopped(tmp_path):
 
 
 def test_init_fine_tunes_with_the_checkpoints_architecture(tmp_path, tiny_model_path):
-    from napari_unetseg.core.checkpoint import read_checkpoint_info
-    from napari_unetseg.core.train import train
+    from napari_unetseg.core.network.checkpoint import read_checkpoint_info
+    from napari_unetseg.core.training.train import train
 
     tr, va = _pairs(tmp_path)
     config = _tiny_config(epochs=1, border_width=2)
@@ -91,7 +91,7 @@ def test_init_fine_tunes_with_the_checkpoints_architecture(tmp_path, tiny_model_
 
 
 def test_average_last_scores_the_mean_of_the_last_epochs(tmp_path):
-    from napari_unetseg.core.train import train
+    from napari_unetseg.core.training.train import train
 
     tr, va = _pairs(tmp_path)
     summary = train(_tiny_config(epochs=4, average_last=0.5), tr, va, tmp_path / "a.pt",
@@ -106,7 +106,7 @@ def test_average_last_scores_the_mean_of_the_last_epochs(tmp_path):
 
 
 def test_cancel_stops_and_keeps_a_checkpoint(tmp_path):
-    from napari_unetseg.core.train import train
+    from napari_unetseg.core.training.train import train
 
     tr, va = _pairs(tmp_path)
     steps = []

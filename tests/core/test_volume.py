@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from napari_unetseg.core.metrics import image_scores
-from napari_unetseg.core.postprocess import SeededWatershed, watershed_reference
-from napari_unetseg.core.synthetic import synthetic_volume
-from napari_unetseg.core.volume import (
+from napari_unetseg.core.base.synthetic import synthetic_volume
+from napari_unetseg.core.instances.metrics import image_scores
+from napari_unetseg.core.instances.postprocess import SeededWatershed, watershed_reference
+from napari_unetseg.core.run.volume import (
     VolumeSegmentation,
     anisotropy,
     min_volume,
@@ -71,7 +71,7 @@ def test_volume_segmentation_caches_the_3d_watershed_and_scales_min_size():
 
 
 def test_a_3d_nucleus_that_moves_a_little_keeps_its_id_over_time():
-    from napari_unetseg.core.stacks import link_stack
+    from napari_unetseg.core.instances.stacks import link_stack
 
     zz, yy, xx = np.mgrid[:8, :32, :48]
     seg = VolumeSegmentation("mask_border", (3, 8), anisotropy=2.0)
@@ -103,7 +103,7 @@ def test_stack_mode_voxel_size_and_anisotropy_inputs():
 @pytest.mark.slow
 def test_3d_mode_segments_the_sample_volume_with_one_id_per_nucleus():
     from napari_unetseg.core import Predictor
-    from napari_unetseg.core.io import read_image, read_labels, read_voxel_size
+    from napari_unetseg.core.io.images import read_image, read_labels, read_voxel_size
 
     volume = read_image(SAMPLES / "nuclei_3d.tif")
     truth = read_labels(SAMPLES / "labels" / "nuclei_3d.tif")
@@ -128,8 +128,8 @@ def test_light_lost_with_depth_does_not_empty_the_deep_planes():
     # for the whole volume left 15 of 18 planes empty.
     import tifffile
 
-    from napari_unetseg.core.inference import Predictor
-    from napari_unetseg.core.volume import segment_volume, volume_thresholds
+    from napari_unetseg.core.inference.predictor import Predictor
+    from napari_unetseg.core.run.volume import segment_volume, volume_thresholds
 
     volume = tifffile.imread(SAMPLES / "nuclei_3d.tif").astype(np.float32)
     truth = tifffile.imread(SAMPLES / "labels" / "nuclei_3d.tif")

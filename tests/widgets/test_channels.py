@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unetseg.core.io import read_image
+from napari_unetseg.core.io.images import read_image
 from tests.conftest import SAMPLES
 
 

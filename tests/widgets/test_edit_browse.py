@@ -171,7 +171,7 @@ def test_browse_segment_edit_quit_and_resume(make_napari_viewer, qtbot, tmp_path
 
 
 def test_export_current_layer_and_same_shape_stack(make_napari_viewer, tmp_path):
-    from napari_unetseg.core.export import export_label_set
+    from napari_unetseg.core.io.export import export_label_set
 
     viewer = make_napari_viewer()
     browse = BrowseWidget(viewer)
@@ -209,7 +209,7 @@ def test_export_without_browsing_uses_the_selected_labels(make_napari_viewer, tm
 def test_split_acts_on_a_whole_3d_object_of_a_labels_file(make_napari_viewer, tmp_path):
     # 3D labels written by unetseg (mode 3d) opened in napari: Split cuts the object
     # through all its planes, with one new id.
-    from napari_unetseg.core.io import write_label_tiff
+    from napari_unetseg.core.io.images import write_label_tiff
     from tests.conftest import two_touching_discs
 
     merged = (two_touching_discs() > 0).astype(np.uint16)

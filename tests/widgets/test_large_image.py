@@ -11,7 +11,7 @@ pytest.importorskip("napari_ome_zarr", reason="napari's OME-Zarr reader")
 def ome_zarr_image(tmp_path):
     from ome_zarr.writer import write_image
 
-    from napari_unetseg.core.io import read_image
+    from napari_unetseg.core.io.images import read_image
     from tests.conftest import SAMPLES
 
     image = np.tile(read_image(SAMPLES / "fluorescence_nuclei.png"), (3, 3))[:1500, :2000]
@@ -24,8 +24,8 @@ def ome_zarr_image(tmp_path):
 @pytest.mark.filterwarnings("ignore:Call to deprecated class Scaler:DeprecationWarning")
 def test_large_image_segmented_into_its_own_zarr_labels_while_shown(make_napari_viewer,
                                                                     qtbot, ome_zarr_image):
-    from napari_unetseg.core.blockwise import segment_blockwise
-    from napari_unetseg.core.inference import Predictor
+    from napari_unetseg.core.inference.predictor import Predictor
+    from napari_unetseg.core.run.blockwise import segment_blockwise
     from napari_unetseg.widgets.large_image import LargeImageWidget
 
     path, image = ome_zarr_image

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from napari_unetseg.core.io import read_label_tiff
+from napari_unetseg.core.io.images import read_label_tiff
 from tests.conftest import SAMPLES
 
 PLUGIN = "napari-unetseg"

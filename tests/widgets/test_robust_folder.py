@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import tifffile
 
-from napari_unetseg.core.io import read_label_tiff
+from napari_unetseg.core.io.images import read_label_tiff
 from napari_unetseg.widgets.browse import BrowseWidget
 from napari_unetseg.widgets.train import TrainWidget
 from tests.conftest import SAMPLES

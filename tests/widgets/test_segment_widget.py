@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from napari_unetseg.core.checkpoint import DEFAULT_MODEL_PATH
-from napari_unetseg.core.inference import Predictor
-from napari_unetseg.core.metrics import image_scores
+from napari_unetseg.core.inference.predictor import Predictor
+from napari_unetseg.core.instances.metrics import image_scores
+from napari_unetseg.core.network.checkpoint import DEFAULT_MODEL_PATH
 from napari_unetseg.widgets.contributions import sample_layers
 from napari_unetseg.widgets.segment import SegmentWidget
 from napari_unetseg.widgets.session import STATE_KEY
@@ -272,7 +272,7 @@ def test_stitching_a_stack_gives_one_id_per_nucleus_and_survives_sliders(make_na
 @needs_default
 def test_3d_sample_segmented_in_3d_tuned_live_and_exported_as_a_calibrated_hyperstack(
         make_napari_viewer, qtbot, tmp_path):
-    from napari_unetseg.core.io import read_label_tiff, read_voxel_size
+    from napari_unetseg.core.io.images import read_label_tiff, read_voxel_size
     from napari_unetseg.widgets.browse import BrowseWidget
 
     viewer = make_napari_viewer()

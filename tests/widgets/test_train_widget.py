@@ -59,7 +59,7 @@ def test_train_on_saved_labels_writes_and_loads_a_new_model(
     qtbot.waitUntil(lambda: seg.model_panel.current == str(new), timeout=60_000)
     # The int8 model (made in a child process) is valid and matches the new checkpoint.
     assert seg.model_panel.predictor.backend == "onnxruntime-int8"
-    from napari_unetseg.core.checkpoint import read_checkpoint_info
+    from napari_unetseg.core.network.checkpoint import read_checkpoint_info
 
     prov = read_checkpoint_info(new)["provenance"]
     assert prov["base_model"] == str(tiny_model_path)

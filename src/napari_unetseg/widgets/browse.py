@@ -146,7 +146,7 @@ class BrowseWidget(LabelExport, QWidget):
         """List the folder's images and open the first one without saved labels."""
         from napari.utils.notifications import show_error
 
-        from napari_unetseg.core.io import ImageReadError, list_images
+        from napari_unetseg.core.io.images import ImageReadError, list_images
 
         self._leave_current()
         folder = Path(folder).expanduser()
@@ -168,12 +168,12 @@ class BrowseWidget(LabelExport, QWidget):
         self.show(todo[0] if todo else 0)
 
     def label_path(self, image: Path) -> Path:
-        from napari_unetseg.core.folder import label_file
+        from napari_unetseg.core.io.folder import label_file
 
         return label_file(self.out_dir, self.images, image)
 
     def _foreign(self, provenance: dict, image: Path) -> bool:
-        from napari_unetseg.core.folder import is_foreign
+        from napari_unetseg.core.io.folder import is_foreign
 
         return is_foreign(provenance, image)
 
@@ -207,7 +207,7 @@ class BrowseWidget(LabelExport, QWidget):
         """Open image ``i`` with its saved labels (or segment it); save the current first."""
         from napari.utils.notifications import show_error
 
-        from napari_unetseg.core.io import ImageReadError, read_image, read_label_tiff
+        from napari_unetseg.core.io.images import ImageReadError, read_image, read_label_tiff
 
         if not self._leave_current():
             return
@@ -325,7 +325,7 @@ class BrowseWidget(LabelExport, QWidget):
         """Write the current labels to ``<output>/<image stem>.tif``."""
         from napari.utils.notifications import show_error
 
-        from napari_unetseg.core.io import read_label_tiff, write_label_tiff
+        from napari_unetseg.core.io.images import read_label_tiff, write_label_tiff
 
         if self.labels_layer is None or self.index is None:
             return True
@@ -411,7 +411,7 @@ class BrowseWidget(LabelExport, QWidget):
         return self._saved_record(image).get("edited_by_hand", False)
 
     def _saved_record(self, image: Path) -> dict:
-        from napari_unetseg.core.folder import saved_record
+        from napari_unetseg.core.io.folder import saved_record
 
         return saved_record(self.label_path(image))
 

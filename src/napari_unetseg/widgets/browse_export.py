@@ -17,7 +17,7 @@ class LabelExport:
         from napari.layers import Image, Labels
         from napari.utils.notifications import show_error, show_info
 
-        from napari_unetseg.core.export import export_labels
+        from napari_unetseg.core.io.export import export_labels
 
         labels, image_layer = self.labels_layer, self.image_layer
         if labels is None:  # not browsing: the Labels layer selected in the viewer
@@ -61,8 +61,8 @@ class LabelExport:
         """Export all saved labels of the folder as one stack (same shapes) or per image."""
         from napari.utils.notifications import show_error, show_info
 
-        from napari_unetseg.core.export import export_label_set
-        from napari_unetseg.core.io import read_image, read_label_tiff
+        from napari_unetseg.core.io.export import export_label_set
+        from napari_unetseg.core.io.images import read_image, read_label_tiff
 
         if not self._leave_current():
             return

@@ -17,7 +17,7 @@ SAMPLES = {
 
 def sample_layers(name: str, with_labels: bool = False) -> list[tuple]:
     """Layer data for a bundled sample image (and its ground truth labels)."""
-    from napari_unetseg.core.io import read_image, read_labels
+    from napari_unetseg.core.io.images import read_image, read_labels
 
     image = read_image(SAMPLE_DIR / f"{name}.png")
     layers = [(image, {"name": name, "rgb": image.ndim == 3}, "image")]
@@ -29,7 +29,7 @@ def sample_layers(name: str, with_labels: bool = False) -> list[tuple]:
 
 def sample_volume(with_labels: bool = False) -> list[tuple]:
     """The synthetic 3D nuclei stack, at its voxel size (and its exact ground truth)."""
-    from napari_unetseg.core.io import read_image, read_labels, read_voxel_size
+    from napari_unetseg.core.io.images import read_image, read_labels, read_voxel_size
 
     path = SAMPLE_DIR / "nuclei_3d.tif"
     scale = read_voxel_size(path)
@@ -67,7 +67,7 @@ def sample_brightfield():
 
 def get_label_tiff_reader(path):
     """Reader hook: label TIFF stacks written by napari-unetseg; None for anything else."""
-    from napari_unetseg.core.io import is_label_tiff
+    from napari_unetseg.core.io.images import is_label_tiff
 
     if not isinstance(path, (str, Path)):
         return None
@@ -80,7 +80,7 @@ def get_label_tiff_reader(path):
 
 
 def _read_label_tiff(path):
-    from napari_unetseg.core.io import read_label_tiff, read_voxel_size
+    from napari_unetseg.core.io.images import read_label_tiff, read_voxel_size
 
     labels, axes, provenance = read_label_tiff(path)
     meta = {
@@ -101,7 +101,7 @@ def write_labels_tiff(path: str, data, meta: dict) -> list[str]:
     """
     import numpy as np
 
-    from napari_unetseg.core.io import write_label_tiff
+    from napari_unetseg.core.io.images import write_label_tiff
 
     if not str(path).lower().endswith((".tif", ".tiff")):
         path = f"{path}.tif"

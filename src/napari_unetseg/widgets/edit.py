@@ -208,7 +208,7 @@ class EditWidget(QWidget):
         return True
 
     def merge(self) -> None:
-        from napari_unetseg.core.editing import merge_labels
+        from napari_unetseg.core.instances.editing import merge_labels
 
         if self._need_selection(2) and self._apply(
             lambda a: merge_labels(a, self.selected), "Merge"
@@ -217,7 +217,7 @@ class EditWidget(QWidget):
             self._show_selection()
 
     def delete(self) -> None:
-        from napari_unetseg.core.editing import delete_labels
+        from napari_unetseg.core.instances.editing import delete_labels
 
         if self._need_selection(1) and self._apply(
             lambda a: delete_labels(a, self.selected), "Delete"
@@ -225,7 +225,7 @@ class EditWidget(QWidget):
             self.clear_selection()
 
     def split(self) -> None:
-        from napari_unetseg.core.editing import split_object
+        from napari_unetseg.core.instances.editing import split_object
 
         if not self._need_selection(1):
             return
@@ -248,17 +248,17 @@ class EditWidget(QWidget):
             self.clear_selection()
 
     def remove_small(self) -> None:
-        from napari_unetseg.core.editing import remove_small_objects
+        from napari_unetseg.core.instances.editing import remove_small_objects
 
         size = self.min_size.value()
         self._apply(lambda a: remove_small_objects(a, size), f"Remove < {size} px")
 
     def fill(self) -> None:
-        from napari_unetseg.core.editing import fill_holes
+        from napari_unetseg.core.instances.editing import fill_holes
 
         self._apply(fill_holes, "Fill holes")
 
     def relabel(self) -> None:
-        from napari_unetseg.core.editing import relabel_sequential
+        from napari_unetseg.core.instances.editing import relabel_sequential
 
         self._apply(relabel_sequential, "Relabel")

@@ -138,7 +138,7 @@ class LargeImageWidget(QWidget):
         """Fill the labels path from the chosen image (beside its file, or in the home
         folder) until the user types their own. An OME-Zarr keeps its labels inside
         itself: the box stays empty for it."""
-        from napari_unetseg.core.batch import is_zarr
+        from napari_unetseg.core.run.batch import is_zarr
 
         layer = self.image_picker.value
         current = str(self.output.value or "").strip()
@@ -162,7 +162,7 @@ class LargeImageWidget(QWidget):
         self.scheduler.visible = not local
 
     def _model(self):
-        from napari_unetseg.core.batch import ModelSpec
+        from napari_unetseg.core.run.batch import ModelSpec
 
         return ModelSpec(str(self.session.model), "cpu")
 
@@ -180,7 +180,7 @@ class LargeImageWidget(QWidget):
         """Segment the chosen region in a worker thread."""
         from napari.utils.notifications import show_error
 
-        from napari_unetseg.core.batch import is_zarr
+        from napari_unetseg.core.run.batch import is_zarr
 
         if self._worker is not None:
             return
@@ -204,7 +204,7 @@ class LargeImageWidget(QWidget):
             str(self.scheduler.value)
 
         def work():
-            from napari_unetseg.core.blockwise import segment_into_zarr
+            from napari_unetseg.core.run.blockwise import segment_into_zarr
 
             from .model_panel import avoid_llvm_clash
 
@@ -268,7 +268,7 @@ class LargeImageWidget(QWidget):
     def _on_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error, show_info
 
-        from napari_unetseg.core.inference import Cancelled
+        from napari_unetseg.core.inference.predictor import Cancelled
 
         if isinstance(exc, Cancelled):
             show_info("Cancelled; the blocks already written stay")
@@ -302,8 +302,8 @@ class _executor:
         self.client = None
 
     def __enter__(self):
-        from napari_unetseg.core.batch import DaskExecutor, dask_client
-        from napari_unetseg.core.blockwise import LocalExecutor
+        from napari_unetseg.core.run.batch import DaskExecutor, dask_client
+        from napari_unetseg.core.run.blockwise import LocalExecutor
 
         if self.place == PLACES[0] and self.workers <= 1:
             return LocalExecutor(self.cancel)

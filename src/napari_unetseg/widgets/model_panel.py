@@ -250,8 +250,8 @@ def avoid_llvm_clash() -> None:
 def _load_predictor(path: str, device: str):
     """Worker: load a checkpoint and prepare it for inference (imports torch lazily)."""
     avoid_llvm_clash()
-    from napari_unetseg.core.checkpoint import load_checkpoint
-    from napari_unetseg.core.inference import Predictor, available_devices
+    from napari_unetseg.core.inference.predictor import Predictor, available_devices
+    from napari_unetseg.core.network.checkpoint import load_checkpoint
 
     model, info = load_checkpoint(path)
     return Predictor(model, device, checkpoint=path), info, available_devices()

@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_unetseg.core.modes import TARGET_MODES
+from napari_unetseg.core.base.modes import TARGET_MODES
 
 from .common import (
     connect_layer_events,
@@ -160,7 +160,7 @@ class SegmentWidget(QWidget):
         self.watershed.follow_mode(linking["stack_mode"] == "3d")
         thresholds, diameter = self.thresholds(), self.form.diameter()
         if linking["stack_mode"] == "3d":
-            from napari_unetseg.core.volume import anisotropy
+            from napari_unetseg.core.run.volume import anisotropy
 
             voxel = self.form.voxel_size()
 
@@ -280,7 +280,7 @@ class SegmentWidget(QWidget):
     def _on_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error, show_info
 
-        from napari_unetseg.core.inference import Cancelled
+        from napari_unetseg.core.inference.predictor import Cancelled
 
         if isinstance(exc, Cancelled):
             show_info("Segmentation cancelled; nothing was changed")

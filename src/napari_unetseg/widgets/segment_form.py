@@ -32,7 +32,7 @@ def layer_channel_axis(layer) -> int | None:
     """The channel axis of an image layer, from its axis labels or its file's metadata
     (ImageJ, OME-TIFF); None when neither says (napari's own reader opens a CYX TIFF as a
     stack of planes)."""
-    from napari_unetseg.core.io import stored_axes
+    from napari_unetseg.core.io.images import stored_axes
 
     if layer.rgb:
         return None
@@ -51,7 +51,7 @@ def layer_voxel_size(layer) -> tuple[float, float, float]:
     """The voxel size of an image layer: its scale when set, else its file's, else 1."""
     from pathlib import Path
 
-    from napari_unetseg.core.io import read_voxel_size
+    from napari_unetseg.core.io.images import read_voxel_size
 
     # napari leaves an RGB layer's colour axis out of its dimensions and scale.
     scale = [float(v) for v in layer.scale[-3:]] if layer.ndim >= 3 else []

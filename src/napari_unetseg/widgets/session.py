@@ -40,7 +40,7 @@ class ImageView:
             data = data[tuple(index)]
         n_lead = data.ndim - 2 - int(rgb)
         if not rgb and 3 <= data.ndim <= 4:
-            from napari_unetseg.core.inference import guess_axes
+            from napari_unetseg.core.inference.predictor import guess_axes
 
             try:  # (Y, X, 6) is an image with 6 channels, not 64 planes 6 pixels wide
                 guess_axes(tuple(data.shape))
@@ -112,8 +112,8 @@ class SegmentationState:
         edited by hand is taken from ``current`` (the layer's data). Returns the labels and
         whether any edited object was kept.
         """
-        from napari_unetseg.core.editing import merge_with_locked
-        from napari_unetseg.core.stacks import keep_ids
+        from napari_unetseg.core.instances.editing import merge_with_locked
+        from napari_unetseg.core.instances.stacks import keep_ids
 
         labels = linked_labels(labels, len(self.view_shape) - 2,
                                self.stack_mode == "stitch", self.track)
@@ -145,7 +145,7 @@ def segment_volumes(predictor, view: ImageView, thresholds, cancel, tick, diamet
 
     Returns what :func:`segment_planes` returns, with a VolumeSegmentation.
     """
-    from napari_unetseg.core.volume import segment_volume
+    from napari_unetseg.core.run.volume import segment_volume
 
     return segment_volume(predictor, np.asarray(view.data), thresholds,
                           anisotropy=anisotropy, diameter=diameter,
@@ -159,8 +159,8 @@ def segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick,
     Returns the :class:`StackSegmentation`, the labels, and the nucleus diameter used for
     every plane (None where none applies; see :meth:`Predictor.plane_scale`).
     """
-    from napari_unetseg.core.postprocess import StackSegmentation
-    from napari_unetseg.core.resample import scaled_shape
+    from napari_unetseg.core.base.resample import scaled_shape
+    from napari_unetseg.core.instances.postprocess import StackSegmentation
 
     stack = StackSegmentation(predictor.targets, view.stack_shape)
     # One magnification per image: the diameter of the middle chosen plane serves them all.
@@ -195,7 +195,7 @@ def write_plane(data: np.ndarray, i: int, labels: np.ndarray, edited) -> bool:
     edited (``edited``, the stack's mask, or None) keep their labels. Returns False, writing
     nothing, when the ids would not fit the stack's dtype.
     """
-    from napari_unetseg.core.editing import merge_with_locked
+    from napari_unetseg.core.instances.editing import merge_with_locked
 
     flat = data.reshape(-1, *data.shape[-2:])
     offset = int(flat.max())
@@ -213,7 +213,7 @@ def linked_labels(labels: np.ndarray, n_lead: int, stitch: bool, track: bool) ->
 
     With one extra axis, it is Z when stitching and time when only tracking.
     """
-    from napari_unetseg.core.stacks import link_stack
+    from napari_unetseg.core.instances.stacks import link_stack
 
     stitch, track = stitch and n_lead >= 1, track and n_lead >= 1
     if not (stitch or track):

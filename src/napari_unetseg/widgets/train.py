@@ -2,7 +2,7 @@
 
 magicgui builds the settings form and the layer pickers. Plain Qt where magicgui has no
 widget for the job: the list of images with a checkbox each, and the small live plot.
-The work is :func:`napari_unetseg.core.finetune.fine_tune`, in a worker thread.
+The work is :func:`napari_unetseg.core.training.finetune.fine_tune`, in a worker thread.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_unetseg.core.finetune import FINETUNE_DEFAULTS
+from napari_unetseg.core.training.finetune import FINETUNE_DEFAULTS
 
 from .common import first_line, is_alive, scroll_layout, start_worker
 from .viewer_session import TRAIN, ViewerSession, real_viewer
@@ -330,8 +330,8 @@ class TrainWidget(QWidget):
 
     def training_pairs(self):
         """The pairs to train on, read now (a snapshot); FineTuneError when none."""
-        from napari_unetseg.core.finetune import FineTuneError, TrainingPair
-        from napari_unetseg.core.io import read_image, read_labels
+        from napari_unetseg.core.io.images import read_image, read_labels
+        from napari_unetseg.core.training.finetune import FineTuneError, TrainingPair
 
         if self.source.value == FROM_BROWSER:
             chosen = self._checked()
@@ -355,7 +355,7 @@ class TrainWidget(QWidget):
         """Start fine-tuning in a worker thread."""
         from napari.utils.notifications import show_error
 
-        from napari_unetseg.core.finetune import FineTuneError, check_pairs, fine_tune
+        from napari_unetseg.core.training.finetune import FineTuneError, check_pairs, fine_tune
 
         if self._worker is not None:
             return

@@ -12,7 +12,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFormLayout, QGroupBox, QLabel, QPushButton
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
-from napari_unetseg.core.modes import TARGET_MODES
+from napari_unetseg.core.base.modes import TARGET_MODES
 
 from .common import start_worker
 from .session import (
@@ -96,7 +96,7 @@ class WatershedPanel(QGroupBox):
 
     def defaults(self, volumetric: bool = False) -> dict | None:
         """The model's thresholds, or the 3d mode's (a lower seed threshold)."""
-        from napari_unetseg.core.volume import volume_thresholds
+        from napari_unetseg.core.run.volume import volume_thresholds
 
         if self._defaults is None:
             return None

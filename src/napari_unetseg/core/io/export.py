@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import write_label_tiff
+from .images import write_label_tiff
 
 #: ``area`` is in pixels; ``area_um2`` needs the pixel size; ``intensity_source`` says what
 #: ``mean_intensity`` measures (the image's one channel, or the mean of its colours).

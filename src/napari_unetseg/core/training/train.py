@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .data import CropSampler, load_pair, load_samples, style_balanced_weights
-from .diameter import median_diameter
+from ..base.styles import style_balanced_weights
+from ..inference.diameter import median_diameter
+from .data import CropSampler, load_pair, load_samples
 from .loss import segmentation_loss
 from .train_config import TrainConfig, TrainingError
 from .validation import predict_maps, score_maps
@@ -37,7 +38,7 @@ def _read_training_state(path: Path, model) -> dict:
     """The ``.resume.pt`` of a run, loaded into ``model``; one-line errors when foreign."""
     import torch
 
-    from .checkpoint import CheckpointError
+    from ..network.checkpoint import CheckpointError
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -103,7 +104,7 @@ def train(
     dict
         Summary: epochs, best score, thresholds, timings.
     """
-    from .inference import resolve_device
+    from ..inference.predictor import resolve_device
 
     config.check()
     if resume is not None and init is not None:
@@ -174,8 +175,8 @@ def _set_up_model(config: TrainConfig, resume, init, trust_code: bool, log):
     Resuming and fine-tuning take what defines the model from the checkpoint and update
     ``config`` to match. Returns ``(model, training state or None)``.
     """
-    from .checkpoint import load_checkpoint
-    from .model import build_model
+    from ..network.checkpoint import load_checkpoint
+    from ..network.model import build_model
 
     if resume is None and init is None:
         model = build_model(
@@ -265,7 +266,7 @@ class _Run:
         torch.save(state, self.state_path)
 
     def save_best(self, scores: dict, weights: str | None = None) -> None:
-        from .checkpoint import save_checkpoint
+        from ..network.checkpoint import save_checkpoint
 
         prov = {
             "training": asdict(self.config),

@@ -47,7 +47,7 @@ def saved_record(path: Path) -> dict:
     """The provenance of a saved label file, with ``edited_by_hand`` always set ({} when
     there is no file). Labels without a record of the model that made them were made by
     someone; a file that cannot be read is someone's work too."""
-    from .io import read_label_tiff
+    from .images import read_label_tiff
 
     path = Path(path)
     if not path.exists():

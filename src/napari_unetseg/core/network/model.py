@@ -9,6 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..base.modes import TARGET_MODES, target_mode
+from ..base.normalize import DEFAULT_NORMALIZATION
+from ..instances.postprocess import DEFAULT_THRESHOLDS
 from .encoders import (
     FeatureEncoder,
     ProbedEncoder,
@@ -18,11 +21,8 @@ from .encoders import (
     import_builder,
     load_encoder_weights,
 )
-from .modes import TARGET_MODES, target_mode
-from .normalize import DEFAULT_NORMALIZATION
-from .postprocess import DEFAULT_THRESHOLDS
 
-#: Output channels per target mode; see :mod:`napari_unetseg.core.targets`.
+#: Output channels per target mode; see :mod:`napari_unetseg.core.training.targets`.
 TARGET_CHANNELS = {name: mode.channels for name, mode in TARGET_MODES.items()}
 UPSAMPLE_MODES = ("nearest", "bilinear", "transposed")
 

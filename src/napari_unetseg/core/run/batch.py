@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .writers import ZARR_LABELS_NAME, ZarrLabelsWriter, write_maps, write_tiled_label_tiff
+from ..io.images import is_zarr
+from ..io.writers import ZARR_LABELS_NAME, ZarrLabelsWriter, write_maps, write_tiled_label_tiff
+from .models import ModelSpec, loaded, preload
 
 #: TIFF inputs larger than this (uncompressed) are segmented block by block from the file.
 LARGE_IMAGE_BYTES = 2 * 2**30
@@ -26,37 +28,6 @@ LARGE_IMAGE_BYTES = 2 * 2**30
 
 class OutputError(OSError):
     """An output could not be written (disk full, permissions): later ones would fail too."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model to load where a task runs (a Predictor does not travel between machines)."""
-
-    model: str = "default"
-    device: str = "cpu"
-    precision: str = "auto"
-    trust_code: bool = False
-
-
-_LOADED: dict = {}
-
-
-def loaded(predictor):
-    """The Predictor for a :class:`ModelSpec`, loaded once per process; others as they are."""
-    if not isinstance(predictor, ModelSpec):
-        return predictor
-    if predictor not in _LOADED:
-        from .inference import Predictor
-
-        _LOADED[predictor] = Predictor(predictor.model, predictor.device,
-                                       precision=predictor.precision,
-                                       trust_code=predictor.trust_code)
-    return _LOADED[predictor]
-
-
-def preload(spec: ModelSpec) -> None:
-    """Load a model in this process now (``client.run(preload, spec)`` warms every worker)."""
-    loaded(spec)
 
 
 @dataclass(frozen=True)
@@ -79,11 +50,6 @@ class PredictJob:
     channel: int | None = None  # 1-based channel to segment in multi-channel images
 
 
-def is_zarr(path: Path) -> bool:
-    return path.is_dir() and (path.suffix.lower() == ".zarr" or (path / "zarr.json").exists()
-                              or (path / ".zattrs").exists())
-
-
 def output_of(path: Path, out_dir: Path) -> Path:
     """Where the labels of one input go: ``<out>/<stem>.tif``, or the labels group of an
     OME-Zarr image."""
@@ -100,7 +66,7 @@ def segment_file(job: PredictJob, path, out_dir, progress: Callable | None = Non
     input could not be read or segmented: the message says why). Errors writing the output
     raise :class:`OutputError`.
     """
-    from . import io
+    from ..io import images as io
 
     path, out_dir = Path(path), Path(out_dir)
     target = output_of(path, out_dir)
@@ -146,7 +112,7 @@ def maps_path(path: Path, out_dir: Path) -> Path:
 def finished(job: PredictJob, path: Path, out_dir: Path) -> bool:
     """Whether everything ``job`` writes for ``path`` is there and complete (a rerun after
     a crash or Ctrl+C redoes the rest: unfinished Zarr labels, maps not yet written)."""
-    from .writers import zarr_labels_complete
+    from ..io.writers import zarr_labels_complete
 
     if is_zarr(path):
         return zarr_labels_complete(path)
@@ -162,17 +128,17 @@ def _thresholds(job: PredictJob, predictor) -> dict:
 
 def _segment_in_memory(job: PredictJob, path: Path, target: Path, out_dir: Path,
                        progress) -> None:
-    from . import io
-    from .inference import check_axes
+    from ..inference.predictor import check_axes
+    from ..instances.postprocess import watershed_from_maps
+    from ..instances.stacks import link_stack
+    from ..io import images as io
     from .pipeline import segment_image
-    from .postprocess import watershed_from_maps
-    from .stacks import link_stack
     from .volume import anisotropy, segment_volume, stack_mode, volume_thresholds
 
     predictor = loaded(job.model)
     image, file_axes = io.read_image_with_axes(path)
     if job.channel is not None:
-        from .inference import guess_axes
+        from ..inference.predictor import guess_axes
 
         given = job.axes or file_axes or guess_axes(image.shape)
         image, given = io.select_channel(image, given, job.channel - 1)

@@ -110,7 +110,7 @@ def make_targets(
     ndarray
         float32, (C, Y, X).
     """
-    from .modes import target_mode
+    from ..base.modes import target_mode
 
     target_mode(mode)  # a one-line error for unknown modes
     labels = _check_labels(labels)

@@ -117,7 +117,7 @@ def evaluate_folders(gt_dir, pred_dir) -> tuple[dict, list[dict]]:
     ``AP50``, ``AP75``, ``images``, ``missing_predictions``, ``objects_true``,
     ``objects_predicted``) and one row per image (with its object counts).
     """
-    from .io import ImageReadError, is_label_tiff, list_images, read_labels
+    from ..io.images import ImageReadError, is_label_tiff, list_images, read_labels
 
     gts = {p.stem: p for p in list_images(gt_dir)}
     if not gts:

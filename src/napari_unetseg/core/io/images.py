@@ -230,7 +230,7 @@ def write_label_tiff(
     """
     import tifffile
 
-    from .postprocess import label_dtype
+    from ..base.labels import label_dtype
 
     path = Path(path)
     labels = np.asarray(labels)
@@ -386,3 +386,9 @@ def read_label_tiff(path: str | Path) -> tuple[np.ndarray, str, dict]:
         elif tif.shaped_metadata:
             prov = dict(tif.shaped_metadata[0].get("napari_unetseg", {}))
     return labels, axes or default_label_axes(labels.ndim), prov
+
+
+def is_zarr(path: Path) -> bool:
+    """Whether ``path`` is a Zarr store (an OME-Zarr image), not a file."""
+    return path.is_dir() and (path.suffix.lower() == ".zarr" or (path / "zarr.json").exists()
+                              or (path / ".zattrs").exists())

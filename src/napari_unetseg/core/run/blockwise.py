@@ -95,7 +95,7 @@ def _multiscales(path: Path) -> dict:
     """The first ``multiscales`` entry of an OME-Zarr image; one-line errors otherwise."""
     import zarr
 
-    from .io import ImageReadError
+    from ..io.images import ImageReadError
 
     try:
         group = zarr.open_group(str(path), mode="r")
@@ -119,8 +119,9 @@ def _multiscales(path: Path) -> dict:
 
 def _image_key(path: Path) -> str:
     """The full-resolution array of an OME-Zarr image (its first multiscale dataset)."""
-    if path.suffix.lower() != ".zarr" and not (path / "zarr.json").exists() and not (
-            path / ".zattrs").exists():
+    from ..io.images import is_zarr
+
+    if not is_zarr(path):
         return "0"
     return str(_multiscales(path)["datasets"][0]["path"])
 
@@ -138,7 +139,7 @@ def _ome_axes(path: Path) -> str | None:
 def _open_lazy(path: Path, key: str):
     import zarr
 
-    from .io import ImageReadError
+    from ..io.images import ImageReadError
 
     if path.is_dir():
         try:
@@ -208,10 +209,10 @@ def segment_block(source: ImageSource, core, halo: int, predictor, thresholds: d
                   scale: float, scaling) -> BlockObjects:
     """Segment one block with its halo; the objects whose first pixel is in the block.
 
-    ``predictor`` is a Predictor or a :class:`.batch.ModelSpec` (loaded once per process).
+    ``predictor`` is a Predictor or a :class:`.models.ModelSpec` (loaded once per process).
     """
-    from .batch import loaded
-    from .postprocess import SeededWatershed
+    from ..instances.postprocess import SeededWatershed
+    from .models import loaded
 
     predictor = loaded(predictor)
     h, w = source.shape[:2]
@@ -266,7 +267,7 @@ def sample_scaling(source: ImageSource, normalization: dict):
     chunk. Blocks normalized with their own percentiles would disagree along their borders
     (a 1.5 % intensity difference already changes about 1 % of the nuclei).
     """
-    from .normalize import _MAX_SAMPLES, plane_scaling
+    from ..base.normalize import _MAX_SAMPLES, plane_scaling
 
     data = source.data  # the whole image, also for a region: one normalization for all
     if isinstance(data, np.ndarray):
@@ -301,7 +302,7 @@ class LocalExecutor:
         self.cancel = cancel
 
     def map(self, func, *iterables) -> list:
-        from .inference import Cancelled
+        from ..inference.predictor import Cancelled
 
         out = []
         for args in zip(*iterables):
@@ -335,7 +336,7 @@ def segment_blockwise(
         (Y, X) or (Y, X, C): an OME-Zarr image folder, a TIFF (read through Zarr, window by
         window) or an array.
     predictor : Predictor or ModelSpec
-        A ModelSpec (:mod:`.batch`) lets workers load the model themselves.
+        A ModelSpec (:mod:`.models`) lets workers load the model themselves.
     thresholds : dict, optional
         The model's by default.
     block : int
@@ -362,8 +363,8 @@ def segment_blockwise(
     ndarray or None
         The labels (uint32 unless more than 2**32 - 1 objects), or None with ``write``.
     """
-    from .batch import loaded
-    from .inference import Cancelled
+    from ..inference.predictor import Cancelled
+    from .models import loaded
 
     source = ImageSource.of(image)
     executor = executor or LocalExecutor(cancel)
@@ -424,8 +425,8 @@ def segment_into_zarr(image, model, *, labels_path=None, region=None,
     Path
         The labels array's folder.
     """
-    from .batch import is_zarr
-    from .writers import ZarrLabelsWriter
+    from ..io.images import is_zarr
+    from ..io.writers import ZarrLabelsWriter
 
     block = block or DEFAULT_BLOCK
     source = ImageSource.of(image)

@@ -5,9 +5,17 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .inference import DEFAULT_TILE, CancelFn, Predictor, ProgressFn, check_axes, planes_of
-from .normalize import plane_scaling
-from .postprocess import SeededWatershed, combine_planes, label_dtype
+from ..base.labels import label_dtype
+from ..base.normalize import plane_scaling
+from ..inference.predictor import (
+    DEFAULT_TILE,
+    CancelFn,
+    Predictor,
+    ProgressFn,
+    check_axes,
+    planes_of,
+)
+from ..instances.postprocess import SeededWatershed, combine_planes
 
 #: Planes with more pixels than this are segmented in bands (see :func:`segment_plane`).
 BAND_THRESHOLD_PIXELS = 16 * 2**20

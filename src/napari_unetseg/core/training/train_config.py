@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .diameter import DEFAULT_CANONICAL_DIAMETER
+from ..inference.diameter import DEFAULT_CANONICAL_DIAMETER
 from .targets import DEFAULT_BORDER_WIDTH
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base.normalize import PlaneScaling, apply_scaling, as_plane, plane_scaling
+from ..base.resample import resize_labels, resize_plane
+from ..base.styles import image_style
+from ..inference.diameter import median_diameter, scale_for
+from ..io.images import ImageReadError, list_images, read_image, read_labels
 from .augment import degrade_normalized, random_colour_transform
-from .diameter import median_diameter, scale_for
-from .io import ImageReadError, list_images, read_image, read_labels
-from .normalize import PlaneScaling, apply_scaling, as_plane, plane_scaling
-from .resample import resize_labels, resize_plane
 from .targets import make_targets, unet_weight_map
 
 # Pixels of the strided subsample that stands for the whole image when an augmented
@@ -93,31 +94,6 @@ def make_sample(name: str, image: np.ndarray, labels: np.ndarray, normalization:
     )
 
 
-def image_style(image: np.ndarray, normalization: dict) -> str:
-    """Coarse imaging style of a raw image: ``color``, ``gray`` or ``gray-bright`` background.
-
-    Used to rebalance sampling between modalities (stained tissue is rare in most sets).
-    """
-    if image.ndim == 3 and image.shape[-1] >= 3:
-        rgb = image[..., :3]
-        gray = np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
-        if not gray:
-            return "color"
-        image = rgb[..., 0]
-    return "gray-bright" if plane_scaling(image, normalization).invert else "gray"
-
-
-def style_balanced_weights(styles: list[str]) -> np.ndarray:
-    """Sampling probability per image so that each style's share grows as sqrt of its size.
-
-    A square-root rebalance, the usual compromise between sampling images uniformly (rare
-    modalities barely seen) and styles uniformly (a handful of rare images seen very often).
-    """
-    names, inverse, counts = np.unique(styles, return_inverse=True, return_counts=True)
-    per_image = np.sqrt(counts)[inverse] / counts[inverse]
-    return per_image / per_image.sum()
-
-
 def load_pair(image_path: Path, label_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read one pair and check that the shapes match."""
     image = read_image(image_path)
@@ -180,7 +156,7 @@ class CropSampler:
     ):
         if not samples:
             raise DatasetError("no training images")
-        from .normalize import DEFAULT_NORMALIZATION
+        from ..base.normalize import DEFAULT_NORMALIZATION
 
         self.samples = samples
         self.crop = crop

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .postprocess import SeededWatershed, combine_planes
+from ..instances.postprocess import SeededWatershed, combine_planes
 
 VIEWS = ("xy", "xz", "yz")
 #: How ids run through Z in a stack: per plane, linked by overlap, or 3D objects.
@@ -91,7 +91,7 @@ def volume_scaling(volume: np.ndarray, normalization: dict):
     Every slice of every direction is normalized alike: per-slice percentiles would blow
     up the noise of slices that cut few nuclei.
     """
-    from .normalize import plane_scaling
+    from ..base.normalize import plane_scaling
 
     step = max(1, volume.shape[0] // 16)
     sample = np.asarray(volume[::step])
@@ -114,7 +114,7 @@ def depth_equalized(volume: np.ndarray, normalization: dict) -> np.ndarray:
     stretched up to noise. Stacks whose fitted range changes by less than
     :data:`ATTENUATION_FACTOR` are returned unchanged.
     """
-    from .normalize import plane_scaling
+    from ..base.normalize import plane_scaling
 
     nz = volume.shape[0]
     if nz < 3:
@@ -174,8 +174,8 @@ def volume_maps(
     maps : ndarray, scale : float, diameter : float or None
         The scale is the XY rescale factor used (see :meth:`Predictor.plane_scale`).
     """
-    from .inference import Cancelled
-    from .resample import resize_maps, resize_plane
+    from ..base.resample import resize_maps, resize_plane
+    from ..inference.predictor import Cancelled
 
     volume = np.asarray(volume)
     lo, hi = ANISOTROPY_LIMITS

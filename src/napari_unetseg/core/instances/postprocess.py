@@ -6,7 +6,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-from .modes import target_mode
+from ..base.labels import label_dtype
+from ..base.modes import target_mode
 
 #: Thresholds used when a checkpoint does not carry its own.
 DEFAULT_THRESHOLDS = {"mask_threshold": 0.5, "seed_threshold": 0.6, "min_size": 8}
@@ -111,14 +112,6 @@ def _watershed_many(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> l
     ws = watershed(elev, markers, mask=mask)
     return [ws[y : y + e.shape[0], x : x + e.shape[1]] for (y, x), (e, _, _) in
             zip(places, items)]
-
-
-def label_dtype(max_label: int) -> np.dtype:
-    """uint16 when the labels fit (what ImageJ shows), else uint32, else uint64."""
-    for dtype in (np.uint16, np.uint32):
-        if max_label <= np.iinfo(dtype).max:
-            return np.dtype(dtype)
-    return np.dtype(np.uint64)
 
 
 class SeededWatershed:

@@ -110,8 +110,8 @@ def estimate_diameter(predictor, plane: np.ndarray, thresholds: dict | None = No
     float or None
         None when no nucleus is found (the caller then keeps the plane's size).
     """
-    from .normalize import plane_scaling
-    from .postprocess import SeededWatershed
+    from ..base.normalize import plane_scaling
+    from ..instances.postprocess import SeededWatershed
 
     canonical = predictor.diameter
     if not canonical:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .modes import target_mode
+from ..base.modes import target_mode
 
 
 def segmentation_loss(logits, target, weights, targets: str):

@@ -252,8 +252,8 @@ def fine_tune(
                               trust_code=trust_code)
     int8 = None
     if make_int8:
-        from .optimize import make_int8 as write_int8
-        from .optimize import make_int8_in_child
+        from ..inference.quantize import make_int8 as write_int8
+        from ..inference.quantize import make_int8_in_child
 
         log("now: making the int8 CPU model…")
         int8, _ = (make_int8_in_child if int8_in_child else write_int8)(
@@ -278,9 +278,9 @@ def held_out_score(model, val_set: list[TrainingPair], device: str = "auto",
     """Mean mAP_50_95 of ``model`` on held-out pairs, segmented as in use (None without)."""
     if not val_set:
         return None
-    from .inference import Predictor
-    from .metrics import image_scores
-    from .pipeline import segment_image
+    from ..inference.predictor import Predictor
+    from ..instances.metrics import image_scores
+    from ..run.pipeline import segment_image
 
     pred = Predictor(model, "cpu" if device == "auto" else device, precision="fp32",
                      trust_code=trust_code)
@@ -305,7 +305,7 @@ def _write_result(work: Path, out: Path, base, train_set, val_set, before, after
                   tuned: bool, summary: dict, folded: bool = False,
                   trust_code: bool = False):
     """Write the trained model to ``out`` with its provenance; returns the model."""
-    from .checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+    from ..network.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
 
     base_info = read_checkpoint_info(base)
     model, info = load_checkpoint(work, trust_code=trust_code)

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from ..instances.metrics import image_scores, summarize
+from ..instances.postprocess import SeededWatershed
 from .data import load_pair
-from .metrics import image_scores, summarize
-from .postprocess import SeededWatershed
 
 #: Candidate thresholds searched on the validation maps after training.
 THRESHOLD_GRID = {
@@ -29,7 +29,7 @@ def predict_maps(
     given, else estimated). Returns the maps on each image's own grid and the scale factors
     (watershed sizes at the model's scale divide by their squares).
     """
-    from .inference import Predictor
+    from ..inference.predictor import Predictor
 
     pred = Predictor(model, device)
     maps, scales = [], []
@@ -84,7 +84,7 @@ def finalize_thresholds(
     trust_code: bool = False,
 ) -> dict[str, Any]:
     """Tune the default thresholds of a trained checkpoint on validation images; rewrite it."""
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from ..network.checkpoint import load_checkpoint, save_checkpoint
 
     model, info = load_checkpoint(checkpoint, trust_code=trust_code)
     val = [load_pair(ip, lp) for ip, lp in val_pairs]

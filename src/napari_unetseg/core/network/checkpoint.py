@@ -12,13 +12,13 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .normalize import DEFAULT_NORMALIZATION
-from .postprocess import DEFAULT_THRESHOLDS
+from ..base.normalize import DEFAULT_NORMALIZATION
+from ..instances.postprocess import DEFAULT_THRESHOLDS
 
 FORMAT_VERSION = 1
 _MAGIC = "napari-unetseg checkpoint"
 #: The bundled default nuclei model (shipped inside the package).
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default_nuclei.pt"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "default_nuclei.pt"
 
 
 class CheckpointError(Exception):

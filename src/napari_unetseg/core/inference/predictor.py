@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .modes import target_mode
-from .normalize import PlaneScaling, apply_scaling, plane_scaling
-from .resample import resize_maps, resize_plane, scaled_shape
-from .tiling import tile_grid
+from ..base.modes import target_mode
+from ..base.normalize import PlaneScaling, apply_scaling, plane_scaling
+from ..base.resample import resize_maps, resize_plane, scaled_shape
+from ..base.tiling import tile_grid
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,8 @@ class Predictor:
 
     def __init__(self, model, device: str = "auto", precision: str = "auto", *,
                  checkpoint: str | os.PathLike | None = None, trust_code: bool = False):
-        from .checkpoint import checkpoint_path, resolve_model
-        from .optimize import int8_file_for, optimize_for_inference
+        from ..network.checkpoint import checkpoint_path, resolve_model
+        from .runtime import int8_file_for, optimize_for_inference
 
         if precision not in ("auto", "fp32", "int8"):
             raise ValueError(f"precision must be 'auto', 'fp32' or 'int8', got {precision!r}")
@@ -426,7 +426,7 @@ def _predictor_for(model, device: str) -> Predictor:
     """Reuse predictors for checkpoint paths: loading and export cost seconds per call."""
     if not isinstance(model, (str, os.PathLike)):
         return Predictor(model, device)
-    from .checkpoint import checkpoint_path
+    from ..network.checkpoint import checkpoint_path
 
     path = checkpoint_path(model)
     key = (str(path), path.stat().st_mtime_ns if path.exists() else 0, device)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .postprocess import label_dtype
+from ..base.labels import label_dtype
 
 
 def _overlaps(a: np.ndarray, b: np.ndarray):

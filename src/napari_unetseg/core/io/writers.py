@@ -149,7 +149,7 @@ def write_tiled_label_tiff(target: Path, shape, block: int, produce, provenance:
 
     import tifffile
 
-    from .io import LABELS_MARK
+    from .images import LABELS_MARK
 
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists")

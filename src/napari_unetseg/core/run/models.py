@@ -1,0 +1,37 @@
+"""Models loaded where the work runs: a Predictor does not travel between processes, a
+:class:`ModelSpec` does, and each process loads the model it names once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to load where a task runs (a Predictor does not travel between machines)."""
+
+    model: str = "default"
+    device: str = "cpu"
+    precision: str = "auto"
+    trust_code: bool = False
+
+
+_LOADED: dict = {}
+
+
+def loaded(predictor):
+    """The Predictor for a :class:`ModelSpec`, loaded once per process; others as they are."""
+    if not isinstance(predictor, ModelSpec):
+        return predictor
+    if predictor not in _LOADED:
+        from ..inference.predictor import Predictor
+
+        _LOADED[predictor] = Predictor(predictor.model, predictor.device,
+                                       precision=predictor.precision,
+                                       trust_code=predictor.trust_code)
+    return _LOADED[predictor]
+
+
+def preload(spec: ModelSpec) -> None:
+    """Load a model in this process now (``client.run(preload, spec)`` warms every worker)."""
+    loaded(spec)

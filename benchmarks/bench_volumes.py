@@ -54,12 +54,13 @@ def fluorescence_pairs(limit: int, normalization: dict, split: str = "val"):
 
 
 def segment(pred, volume, mode: str, anisotropy: float, thresholds: dict):
+    from napari_unetseg.core.base.thresholds import Thresholds
     from napari_unetseg.core.instances.stacks import link_stack
     from napari_unetseg.core.run.pipeline import segment_image
-    from napari_unetseg.core.run.volume import segment_volume, volume_thresholds
+    from napari_unetseg.core.run.volume import segment_volume
 
     if mode == "3d":
-        return segment_volume(pred, volume, volume_thresholds(thresholds),
+        return segment_volume(pred, volume, Thresholds.of(thresholds).for_volume().as_dict(),
                               anisotropy=anisotropy)[1]
     labels = segment_image(pred, volume, thresholds, axes="ZYX", diameter="auto")
     return link_stack(labels, "ZYX", stitch=True) if mode == "stitch" else labels
@@ -97,16 +98,17 @@ def live_update(pred, shape, thresholds) -> dict:
 
 def seed_sweep(pred, vols, a: float) -> dict:
     """3d-mode AP50 / mAP at each seed threshold (maps predicted once per volume)."""
+    from napari_unetseg.core.base.thresholds import Thresholds
     from napari_unetseg.core.instances.metrics import image_scores, summarize
     from napari_unetseg.core.instances.postprocess import SeededWatershed
-    from napari_unetseg.core.run.volume import min_volume, volume_maps
+    from napari_unetseg.core.run.volume import volume_maps
 
     cached = [(volume_maps(pred, v, anisotropy=a), gt) for v, gt in vols]
     out = {}
     for seed in (0.3, 0.4, 0.5, 0.6, 0.7):
+        t = Thresholds.of(pred.thresholds)
         per = [image_scores(gt, SeededWatershed(maps, pred.targets).labels(
-            pred.thresholds["mask_threshold"], seed,
-            min_volume(pred.thresholds["min_size"], a, scale))) for (maps, scale, _), gt in cached]
+            t.mask, seed, t.min_volume(a, scale))) for (maps, scale, _), gt in cached]
         s = summarize(per)
         out[f"{seed:g}"] = [round(s["AP50"], 3), round(s["mAP_50_95"], 3)]
     return out
@@ -115,8 +117,8 @@ def seed_sweep(pred, vols, a: float) -> dict:
 def main(argv=None):
     from napari_unetseg.core import Predictor
     from napari_unetseg.core.base.synthetic import synthetic_volume
+    from napari_unetseg.core.base.thresholds import Thresholds
     from napari_unetseg.core.instances.metrics import image_scores, summarize
-    from napari_unetseg.core.run.volume import volume_thresholds
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")
@@ -160,7 +162,7 @@ def main(argv=None):
         "model": args.model, "backend": pred.backend, "volumes": len(vols),
         "volume_shapes": sorted(shapes),  # both Z steps
         "split": args.split, "thresholds": thresholds,
-        "thresholds_3d": volume_thresholds(thresholds), "results": results,
+        "thresholds_3d": Thresholds.of(thresholds).for_volume().as_dict(), "results": results,
         "bytes_per_voxel_3d": round(peak / volume.size, 1),
         "live_update_3d": live_update(pred, shape, thresholds),
     }, indent=2))

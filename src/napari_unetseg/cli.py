@@ -278,14 +278,13 @@ def _check_outputs(files: list[Path], out_dir: Path) -> None:
 
 
 def _check_thresholds(args) -> None:
-    import math
+    from napari_unetseg.core.base.thresholds import KEYS, ThresholdError, Thresholds
 
-    for key in ("mask_threshold", "seed_threshold"):
-        v = getattr(args, key)
-        if v is not None and not (math.isfinite(v) and 0 <= v <= 1):
-            raise UserError(f"--{key.replace('_', '-')} must be in [0, 1], got {v}")
-    if args.min_size is not None and args.min_size < 0:
-        raise UserError(f"--min-size must be 0 or more pixels, got {args.min_size}")
+    try:
+        Thresholds.of(None, **{k: getattr(args, k) for k in KEYS})
+    except ThresholdError as exc:
+        name = str(exc).split()[0]
+        raise UserError(str(exc).replace(name, "--" + name.replace("_", "-"), 1)) from None
 
 
 def _check_predict_args(args):

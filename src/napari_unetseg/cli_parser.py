@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from napari_unetseg.core.base.choices import DEVICES, PRECISIONS, STACK_MODES
+
 TRUST_HELP = ("let a checkpoint build its encoder by calling a function it names (only for "
               "files from people you trust)")
 
@@ -118,7 +120,7 @@ def _add_predict(sub) -> None:
     s.add_argument("--out", required=True, help="output folder (one <stem>.tif per input; "
                    "OME-Zarr inputs get their labels in <input>/labels/unetseg)")
     s.add_argument("--model", default="default", help="'default' or a checkpoint file")
-    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    s.add_argument("--device", default="auto", choices=DEVICES)
     s.add_argument("--tile", type=int, default=DEFAULT_TILE,
                    help=f"largest tile edge in pixels (default {DEFAULT_TILE})")
     s.add_argument("--axes", help="axes of the inputs, e.g. TYX or ZYXC (default: read from "
@@ -132,7 +134,7 @@ def _add_predict(sub) -> None:
     s.add_argument("--diameter", default="auto", metavar="auto|PX",
                    help="median nucleus diameter in pixels; auto estimates it per plane "
                         "(size-normalized models only)")
-    s.add_argument("--mode", default="auto", choices=["auto", "2d", "stitch", "3d"],
+    s.add_argument("--mode", default="auto", choices=STACK_MODES,
                    help="stacks with Z: 2d numbers each plane's objects on their own; stitch "
                         "links them through Z by overlap; 3d averages the model's maps over "
                         "XY, XZ and YZ views and runs a 3D watershed (one id per nucleus, "
@@ -160,7 +162,7 @@ def _add_predict(sub) -> None:
                         "TIFFs over 2 GB always go this way (blocks of 2048)")
     s.add_argument("--overwrite", action="store_true", help="replace existing label files")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
-    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"],
+    s.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="int8: MODEL.int8.onnx made by unetseg quantize, faster on CPUs; auto "
                         "(default): int8 on the CPU when that file exists for this checkpoint")
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from napari_unetseg.core.base.synthetic import synthetic_volume
+from napari_unetseg.core.base.thresholds import Thresholds
 from napari_unetseg.core.instances.metrics import image_scores
 from napari_unetseg.core.instances.postprocess import SeededWatershed, watershed_reference
 from napari_unetseg.core.run.volume import (
     VolumeSegmentation,
     anisotropy,
-    min_volume,
     parse_voxel_size,
     segment_volume,
     stack_mode,
@@ -65,7 +65,8 @@ def test_volume_segmentation_caches_the_3d_watershed_and_scales_min_size():
     assert set(np.unique(labels[0])) == {0, 1} and set(np.unique(labels[1])) == {0, 2}
     # min_size is a section area; as a volume, the ball (about 1000 voxels) survives 64 px²
     # (a ball of ~280 voxels at Z step 2) and not 200 px².
-    assert min_volume(64, 2.0, 1.0) < ball.sum() < min_volume(200, 2.0, 1.0)
+    assert (Thresholds(min_size=64).min_volume(2.0, 1.0) < ball.sum()
+            < Thresholds(min_size=200).min_volume(2.0, 1.0))
     assert seg.stack_labels(dict(t, min_size=200), (2, 10, 32, 32)).max() == 0
     assert seg.seed_map(12).shape == (32, 32)  # frame 1, plane 2
 
@@ -129,14 +130,14 @@ def test_light_lost_with_depth_does_not_empty_the_deep_planes():
     import tifffile
 
     from napari_unetseg.core.inference.predictor import Predictor
-    from napari_unetseg.core.run.volume import segment_volume, volume_thresholds
+    from napari_unetseg.core.run.volume import segment_volume
 
     volume = tifffile.imread(SAMPLES / "nuclei_3d.tif").astype(np.float32)
     truth = tifffile.imread(SAMPLES / "labels" / "nuclei_3d.tif")
     gain = 10.0 ** np.linspace(3, -2, volume.shape[0], dtype=np.float32)
     dimmed = volume * gain[:, None, None]
     pred = Predictor("default", "cpu")
-    t = volume_thresholds(pred.thresholds)
+    t = Thresholds.of(pred.thresholds).for_volume().as_dict()
     _, labels, _ = segment_volume(pred, dimmed, t, diameter=24)
     with_objects = int(sum(plane.any() for plane in labels))
     in_truth = int(sum(plane.any() for plane in truth))

@@ -18,10 +18,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_unetseg.core.base.choices import DEVICES
+
 from .common import compact_combo, first_line
 
 DEFAULT_ITEM = "Default nuclei model (bundled)"
-DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_RECENT = 6
 
 

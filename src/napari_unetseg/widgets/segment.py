@@ -3,7 +3,7 @@
 The Segment group's parameters are a magicgui form (:mod:`.segment_form`); the
 Model group stays plain Qt because it needs a file dialog fed by a remembered recent list and
 a combo that changes its own items, which magicgui's widgets do not offer. Inference runs in a
-napari worker thread (:func:`.session.segment_planes`); the Watershed group redoes the labels
+napari worker thread (:func:`core.run.segmentation.segment`); the Watershed group redoes the labels
 from the cached maps when a slider moves.
 """
 
@@ -40,8 +40,6 @@ from .session import (
     SegmentationState,
     describe_diameter,
     plane_at,
-    segment_planes,
-    segment_volumes,
 )
 from .viewer_session import SEGMENT, ViewerSession, real_viewer
 from .watershed_panel import WatershedPanel
@@ -158,30 +156,27 @@ class SegmentWidget(QWidget):
         channel = (None if self.form.channel_axis.value is None
                    else int(self.form.channel.value))
         self.watershed.follow_mode(linking["stack_mode"] == "3d")
-        thresholds, diameter = self.thresholds(), self.form.diameter()
-        if linking["stack_mode"] == "3d":
-            from napari_unetseg.core.run.volume import anisotropy
+        from napari_unetseg.core.run.segmentation import SegmentationRequest, segment
 
-            voxel = self.form.voxel_size()
-
-            def work():
-                preload_labels_display()
-                return segment_volumes(predictor, view, thresholds, self._cancel.is_set,
-                                       self._relay.tick.emit, diameter, anisotropy(voxel))
-
+        volumetric = linking["stack_mode"] == "3d"
+        voxel = self.form.voxel_size() if volumetric else None
+        if volumetric:
             # The image is shown at its voxel size, and the labels will be too.
             layer.scale = (*layer.scale[:-3], *voxel)
-        else:
-            if self.form.scope.value == SCOPES[0] and view.stack_shape:
-                planes = [plane_at(layer.world_to_data(self.viewer.dims.point),
-                                   view.stack_shape)]
-            else:
-                planes = list(range(view.n_planes))
+        planes = None
+        if not volumetric and self.form.scope.value == SCOPES[0] and view.stack_shape:
+            planes = (plane_at(layer.world_to_data(self.viewer.dims.point), view.stack_shape),)
+        # Maps are kept for live thresholds; ids are linked as the labels are shown.
+        request = SegmentationRequest(
+            axes=view.axes, mode=linking["stack_mode"], diameter=self.form.diameter(),
+            thresholds=self.thresholds(), track=linking["track"], voxel_size=voxel,
+            keep_maps=True, planes=planes, link=False,
+            model=self.model_panel.current or "default", source=layer.name, channel=channel)
 
-            def work():
-                preload_labels_display()
-                return segment_planes(predictor, view, planes, thresholds,
-                                      self._cancel.is_set, self._relay.tick.emit, diameter)
+        def work():
+            preload_labels_display()
+            return segment(predictor, view.data, request, progress=self._relay.tick.emit,
+                           cancel=self._cancel.is_set)
 
         self._cancel.clear()
         self._started = time.perf_counter()
@@ -192,7 +187,7 @@ class SegmentWidget(QWidget):
         self.progress_bar.setVisible(True)
         self._worker = start_worker(
             self, work,
-            returned=lambda r: self._on_done(layer, view, predictor, linking, r, channel),
+            returned=lambda r: self._on_done(layer, view, predictor, linking, r),
             errored=self._on_error, finished=self._on_finished)
 
     def run_when_ready(self) -> None:
@@ -219,14 +214,14 @@ class SegmentWidget(QWidget):
         self.progress_bar.setValue(done)
         self.status_label.setText(f"Segmenting… {done}/{total}")
 
-    def _on_done(self, image_layer, view: ImageView, predictor, linking: dict, result,
-                 channel: int | None = None) -> None:
+    def _on_done(self, image_layer, view: ImageView, predictor, linking: dict,
+                 result) -> None:
         if image_layer not in self.viewer.layers:
             # The image was closed meanwhile (the browser moved on): drop the result rather
             # than add labels for an image that is gone.
             self.status_label.setText("The image was closed before its result arrived.")
             return
-        stack, labels, diameter = result
+        stack, labels, diameter = result.maps, result.labels, result.diameter
         name = f"{image_layer.name} labels"
         state = SegmentationState(
             image_name=image_layer.name, view_shape=view.label_shape, stack=stack,
@@ -235,10 +230,7 @@ class SegmentWidget(QWidget):
         metadata = {
             STATE_KEY: state,
             "unetseg_axes": view.label_axes,
-            "unetseg_provenance": {"model": state.model, "thresholds": state.thresholds,
-                                   "source": image_layer.name, "mode": state.stack_mode,
-                                   "track": state.track,
-                                   **({"channel": channel} if channel else {})},
+            "unetseg_provenance": result.provenance,
         }
         existing = self.viewer.layers[name] if name in self.viewer.layers else None
         if existing is not None and existing.data.shape == labels.shape:

@@ -65,6 +65,11 @@ class ImageView:
     def label_axes(self) -> str:
         return {0: "", 1: "Z", 2: "TZ"}[len(self.stack_shape)] + "YX"
 
+    @property
+    def axes(self) -> str:
+        """The axes of :attr:`data` (RGB channels last)."""
+        return self.label_axes + ("C" if self.rgb else "")
+
     def plane(self, index: int) -> np.ndarray:
         if not self.stack_shape:
             return np.asarray(self.data)
@@ -137,47 +142,6 @@ class SegmentationState:
                     region[atom.mask] = True
             else:
                 self.edited[tuple(atom[0])] = True
-
-
-def segment_volumes(predictor, view: ImageView, thresholds, cancel, tick, diameter=None,
-                    anisotropy: float = 1.0):
-    """Worker: 3D segmentation of a ZYX or TZYX image (no Qt, no napari).
-
-    Returns what :func:`segment_planes` returns, with a VolumeSegmentation.
-    """
-    from napari_unetseg.core.run.volume import segment_volume
-
-    return segment_volume(predictor, np.asarray(view.data), thresholds,
-                          anisotropy=anisotropy, diameter=diameter,
-                          has_time=len(view.stack_shape) == 2, progress=tick, cancel=cancel)
-
-
-def segment_planes(predictor, view: ImageView, planes, thresholds, cancel, tick,
-                   diameter=None):
-    """Worker: maps and labels for the chosen planes (no Qt, no napari).
-
-    Returns the :class:`StackSegmentation`, the labels, and the nucleus diameter used for
-    every plane (None where none applies; see :meth:`Predictor.plane_scale`).
-    """
-    from napari_unetseg.core.base.resample import scaled_shape
-    from napari_unetseg.core.instances.postprocess import StackSegmentation
-
-    stack = StackSegmentation(predictor.targets, view.stack_shape)
-    # One magnification per image: the diameter of the middle chosen plane serves them all.
-    scale, d = predictor.plane_scale(view.plane(planes[len(planes) // 2]), diameter,
-                                     thresholds=thresholds, cancel=cancel)
-    for k, i in enumerate(planes):
-        plane = view.plane(i)
-        per_plane = predictor.tile_count(scaled_shape(view.plane_shape, scale))
-        total = per_plane * len(planes)
-        maps = predictor.predict_plane(
-            plane, scale=scale,
-            progress=lambda done, _t, k=k, p=per_plane, n=total: tick(k * p + done, n),
-            cancel=cancel,
-        )
-        stack.add_plane(i, maps, scale)
-    labels = stack.stack_labels(thresholds, view.label_shape)
-    return stack, labels, d
 
 
 def plane_at(point, stack_shape: tuple[int, ...]) -> int:

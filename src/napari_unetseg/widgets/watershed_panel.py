@@ -96,11 +96,13 @@ class WatershedPanel(QGroupBox):
 
     def defaults(self, volumetric: bool = False) -> dict | None:
         """The model's thresholds, or the 3d mode's (a lower seed threshold)."""
-        from napari_unetseg.core.run.volume import volume_thresholds
+        from napari_unetseg.core.base.thresholds import Thresholds
 
         if self._defaults is None:
             return None
-        return volume_thresholds(self._defaults) if volumetric else dict(self._defaults)
+        if volumetric:
+            return Thresholds.of(self._defaults).for_volume().as_dict()
+        return dict(self._defaults)
 
     def follow_mode(self, volumetric: bool) -> None:
         """Before a run: sliders still at one mode's defaults move to the run's mode's."""

@@ -111,22 +111,21 @@ def estimate_diameter(predictor, plane: np.ndarray, thresholds: dict | None = No
         None when no nucleus is found (the caller then keeps the plane's size).
     """
     from ..base.normalize import plane_scaling
+    from ..base.thresholds import Thresholds
     from ..instances.postprocess import SeededWatershed
 
     canonical = predictor.diameter
     if not canonical:
         return None
-    t = dict(predictor.thresholds, **(thresholds or {}))
+    t = Thresholds.over(predictor.thresholds, thresholds)
     if scaling is None:
         scaling = plane_scaling(plane, predictor.normalization)
     region = _central_region(plane, ESTIMATE_REGION)
     scale, estimate = 1.0, None
     for _ in range(3):
         maps = predictor.predict_plane(region, scaling=scaling, scale=scale, cancel=cancel)
-        # min_size is a size at the model's scale; on the original grid it shrinks with scale.
-        min_size = int(round(t["min_size"] / scale**2))
         labels = SeededWatershed(maps, predictor.targets, overwrite_maps=True).labels(
-            t["mask_threshold"], t["seed_threshold"], min_size)
+            *t.at_scale(scale))
         d = median_diameter(labels, min_area=max(2, int(MIN_OBJECT_AREA / scale**2)))
         if d is None:
             return estimate

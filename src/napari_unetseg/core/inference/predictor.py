@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..base.choices import DEVICES, PRECISIONS
 from ..base.modes import target_mode
 from ..base.normalize import PlaneScaling, apply_scaling, plane_scaling
 from ..base.resample import resize_maps, resize_plane, scaled_shape
@@ -126,7 +127,7 @@ def resolve_device(device: str = "auto"):
     if device == "auto":
         return torch.device(avail[0])
     kind = device.split(":")[0]
-    if kind not in ("cpu", "cuda", "mps"):
+    if kind not in DEVICES[1:]:
         raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or mps")
     if kind not in avail:
         raise ValueError(f"device {device!r} is not available here; available: {', '.join(avail)}")
@@ -162,7 +163,7 @@ class Predictor:
         from ..network.checkpoint import checkpoint_path, resolve_model
         from .runtime import int8_file_for, optimize_for_inference
 
-        if precision not in ("auto", "fp32", "int8"):
+        if precision not in PRECISIONS:
             raise ValueError(f"precision must be 'auto', 'fp32' or 'int8', got {precision!r}")
         if isinstance(model, (str, os.PathLike)):
             checkpoint = model

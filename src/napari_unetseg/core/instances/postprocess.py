@@ -8,9 +8,9 @@ from skimage.segmentation import watershed
 
 from ..base.labels import label_dtype
 from ..base.modes import target_mode
+from ..base.thresholds import DEFAULT_THRESHOLDS, Thresholds
 
 #: Thresholds used when a checkpoint does not carry its own.
-DEFAULT_THRESHOLDS = {"mask_threshold": 0.5, "seed_threshold": 0.6, "min_size": 8}
 
 
 def split_maps(maps: np.ndarray, targets: str) -> tuple[np.ndarray, np.ndarray]:
@@ -266,19 +266,13 @@ def _plane_maps(maps: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
 
 def _check_watershed_args(maps, targets, mask_threshold, seed_threshold, min_size) -> None:
     """One-line errors for arguments that would silently give a wrong result."""
-    import math
-
     maps = np.asarray(maps)
     n = target_mode(targets).channels
     if maps.ndim >= 3 and maps.shape[0] != n:
         hint = " (channels last? maps are (C, ..., Y, X))" if maps.shape[-1] == n else ""
         raise ValueError(f"{targets} maps have {n} channels first, got shape {maps.shape}"
                          + hint)
-    for name, v in (("mask_threshold", mask_threshold), ("seed_threshold", seed_threshold)):
-        if not (isinstance(v, (int, float, np.floating)) and math.isfinite(v) and 0 <= v <= 1):
-            raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
-    if not (isinstance(min_size, (int, np.integer, float)) and 0 <= min_size < math.inf):
-        raise ValueError(f"min_size must be 0 or more pixels, got {min_size!r}")
+    Thresholds(mask_threshold, seed_threshold, min_size)  # raises a ThresholdError
 
 
 def watershed_from_maps(
@@ -412,10 +406,7 @@ class StackSegmentation:
     def plane_labels(self, index: int, thresholds: dict) -> np.ndarray:
         """Labels 1..n of one plane (0 where the plane has not been segmented)."""
         scale = self.scales.get(index, 1.0)
-        return self.sheds[index].labels(
-            thresholds["mask_threshold"], thresholds["seed_threshold"],
-            int(round(thresholds["min_size"] / scale**2)),
-        )
+        return self.sheds[index].labels(*Thresholds.of(thresholds).at_scale(scale))
 
     def seed_map(self, plane: int) -> np.ndarray | None:
         """The seed map of one plane (flat index), or None when it was not segmented."""

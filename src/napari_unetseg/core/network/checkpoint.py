@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base.normalize import DEFAULT_NORMALIZATION
-from ..instances.postprocess import DEFAULT_THRESHOLDS
+from ..base.thresholds import DEFAULT_THRESHOLDS, KEYS, ThresholdError, Thresholds
 
 FORMAT_VERSION = 1
 _MAGIC = "napari-unetseg checkpoint"
@@ -167,11 +167,6 @@ _BUILD_KEYS = ("encoder", "in_channels", "targets", "upsample", "encoder_kwargs"
 _UNSAFE_TIMM_WORDS = ("checkpoint", "pretrained", "file", "url", "path", "hub", "cache")
 
 
-#: Largest ``min_size`` (pixels at the model's scale): a nucleus of the canonical 24 px is
-#: ~450 px, so anything near this already removes every object.
-MAX_MIN_SIZE = 100_000
-
-
 def check_normalization(norm: dict, in_channels, path="normalization") -> None:
     """Refuse input settings this program cannot apply (one sentence naming the value)."""
     import math
@@ -194,29 +189,21 @@ def check_normalization(norm: dict, in_channels, path="normalization") -> None:
 
 
 def check_thresholds(thresholds: dict, path="thresholds") -> dict:
-    """Validated watershed thresholds: probabilities in [0, 1], a non-negative min size.
+    """Validated watershed thresholds (all three present, see :class:`.Thresholds`), in
+    their serialized form.
 
     Raises
     ------
     CheckpointError
         One sentence naming the bad value.
     """
-    import math
-
-    out = {}
-    for key in ("mask_threshold", "seed_threshold"):
-        v = thresholds.get(key)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not (
-                math.isfinite(v) and 0 <= v <= 1):
-            raise CheckpointError(f"{path}: {key} = {v!r} is not a number in [0, 1]")
-        out[key] = float(v)
-    v = thresholds.get("min_size")
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or not (
-            math.isfinite(v) and 0 <= v <= MAX_MIN_SIZE):
-        raise CheckpointError(f"{path}: min_size = {v!r} is not a number of pixels from 0 to "
-                              f"{MAX_MIN_SIZE} (larger would remove every nucleus)")
-    out["min_size"] = int(v)
-    return out
+    missing = [k for k in KEYS if k not in thresholds]
+    if missing:
+        raise CheckpointError(f"{path}: {missing[0]} is missing")
+    try:
+        return Thresholds.of(thresholds).as_dict()
+    except ThresholdError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
 
 
 def checked_config(config, path, trust_code: bool = False) -> dict:

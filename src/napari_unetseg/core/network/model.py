@@ -11,7 +11,7 @@ from torch import nn
 
 from ..base.modes import TARGET_MODES, target_mode
 from ..base.normalize import DEFAULT_NORMALIZATION
-from ..instances.postprocess import DEFAULT_THRESHOLDS
+from ..base.thresholds import DEFAULT_THRESHOLDS
 from .encoders import (
     FeatureEncoder,
     ProbedEncoder,

@@ -122,72 +122,38 @@ def finished(job: PredictJob, path: Path, out_dir: Path) -> bool:
     return not job.save_maps or maps_path(path, out_dir).exists()
 
 
-def _thresholds(job: PredictJob, predictor) -> dict:
-    return {**predictor.thresholds, **dict(job.thresholds)}
+def _request(job: PredictJob, path: Path, axes: str | None, voxel):
+    from .segmentation import SegmentationRequest
+
+    return SegmentationRequest(
+        axes=axes, mode=job.mode, diameter=job.diameter, thresholds=dict(job.thresholds),
+        track=job.track, stitch_iou=job.stitch_iou, voxel_size=voxel, tile=job.tile,
+        tta=job.tta, keep_maps=job.save_maps, model=str(job.model.model), source=path.name,
+        channel=job.channel)
 
 
 def _segment_in_memory(job: PredictJob, path: Path, target: Path, out_dir: Path,
                        progress) -> None:
-    from ..inference.predictor import check_axes
-    from ..instances.postprocess import watershed_from_maps
-    from ..instances.stacks import link_stack
     from ..io import images as io
-    from .pipeline import segment_image
-    from .volume import anisotropy, segment_volume, stack_mode, volume_thresholds
+    from .segmentation import segment
 
     predictor = loaded(job.model)
     image, file_axes = io.read_image_with_axes(path)
+    axes = job.axes or file_axes
     if job.channel is not None:
         from ..inference.predictor import guess_axes
 
-        given = job.axes or file_axes or guess_axes(image.shape)
-        image, given = io.select_channel(image, given, job.channel - 1)
-        axes = check_axes(image.shape, given)
-    else:
-        axes = check_axes(image.shape, job.axes or file_axes)
-    mode = stack_mode(job.mode, axes)
-    thresholds = _thresholds(job, predictor)
+        image, axes = io.select_channel(image, axes or guess_axes(image.shape), job.channel - 1)
     voxel = job.voxel_size or io.read_voxel_size(path)
-    label_axes = axes.replace("C", "")
-    maps = None
-    if mode == "3d":
-        if "seed_threshold" not in dict(job.thresholds):
-            thresholds = volume_thresholds(thresholds)
-        seg, labels, _ = segment_volume(predictor, image, thresholds,
-                                        anisotropy=anisotropy(voxel), diameter=job.diameter,
-                                        has_time="T" in axes, progress=progress)
-        if job.save_maps:
-            maps = np.stack([seg.channel(c, labels.shape) for c in range(predictor.n_outputs)])
-    elif job.save_maps:
-        info: dict = {}
-        maps = predictor.predict(image, axes=axes, tile=job.tile, tta=job.tta,
-                                 progress=progress, diameter=job.diameter, info=info)
-        # min_size is an area at the model's scale (one scale per image: the median).
-        scale = float(np.median(info["scales"]))
-        labels = watershed_from_maps(maps, predictor.targets, **dict(
-            thresholds, min_size=int(round(thresholds["min_size"] / scale**2))))
-    else:
-        # Bounded memory: large planes are segmented band by band.
-        labels = segment_image(predictor, image, thresholds, axes=axes, tile=job.tile,
-                               tta=job.tta, progress=progress, diameter=job.diameter)
+    result = segment(predictor, image, _request(job, path, axes, voxel), progress=progress)
     del image
-    if mode == "stitch" or job.track:
-        labels = link_stack(labels, label_axes, stitch=mode == "stitch", track=job.track,
-                            iou_threshold=job.stitch_iou)
     # Labels of an earlier run whose maps were never written are this run's to replace.
-    io.write_label_tiff(target, labels, axes=label_axes,
+    io.write_label_tiff(target, result.labels, axes=result.axes,
                         overwrite=job.overwrite or (target.exists() and io.is_label_tiff(target)),
-                        provenance=_provenance(job, path, thresholds, mode, voxel),
-                        voxel_size=voxel)
-    if maps is not None:
-        write_maps(maps_path(path, out_dir), maps, label_axes, job.overwrite)
-
-
-def _provenance(job: PredictJob, path: Path, thresholds: dict, mode: str, voxel) -> dict:
-    return {"model": str(job.model.model), "thresholds": thresholds, "source": path.name,
-            "tta": job.tta, "mode": mode, "track": job.track,
-            **({"channel": job.channel} if job.channel is not None else {}),
-            **({"voxel_size_um": list(voxel)} if voxel else {})}
+                        provenance=result.provenance, voxel_size=voxel)
+    if job.save_maps:
+        write_maps(maps_path(path, out_dir), result.map_array(predictor.n_outputs),
+                   result.axes, job.overwrite)
 
 
 def _too_large(path: Path) -> bool:
@@ -206,27 +172,29 @@ def _too_large(path: Path) -> bool:
 
 def _segment_large(job: PredictJob, path: Path, target: Path, progress) -> None:
     from .blockwise import DEFAULT_BLOCK, ImageSource, segment_blockwise
+    from .segmentation import provenance, thresholds_for
 
     predictor = loaded(job.model)
     source = ImageSource.of(path)
     if len(source.shape) not in (2, 3) or (len(source.shape) == 3 and source.shape[-1] > 4):
         raise ValueError(f"blockwise segmentation takes one 2D plane (Y, X[, C]), got shape "
                          f"{source.shape}")
-    thresholds = _thresholds(job, predictor)
+    request = _request(job, path, None, job.voxel_size)
+    t = thresholds_for(predictor.thresholds, request.thresholds, "2d")
+    thresholds = t.as_dict()
     block = job.block or DEFAULT_BLOCK
-    provenance = _provenance(job, path, thresholds, "2d", job.voxel_size)
-    provenance["block"] = block
+    record = provenance(request, t, "2d", block=block)
     executor = _current_executor()
     if is_zarr(path):
         with ZarrLabelsWriter(path, source.shape[:2], block, job.overwrite,
-                              provenance) as writer:
+                              record) as writer:
             segment_blockwise(source, job.model, thresholds, block=block,
                               diameter=job.diameter, executor=executor, write=writer.write,
                               progress=progress)
     else:
         write_tiled_label_tiff(target, source.shape[:2], block, lambda write: segment_blockwise(
             source, job.model, thresholds, block=block, diameter=job.diameter,
-            executor=executor, write=write, progress=progress), provenance, job.overwrite)
+            executor=executor, write=write, progress=progress), record, job.overwrite)
 
 
 def _current_executor():

@@ -211,6 +211,7 @@ def segment_block(source: ImageSource, core, halo: int, predictor, thresholds: d
 
     ``predictor`` is a Predictor or a :class:`.models.ModelSpec` (loaded once per process).
     """
+    from ..base.thresholds import Thresholds
     from ..instances.postprocess import SeededWatershed
     from .models import loaded
 
@@ -220,8 +221,7 @@ def segment_block(source: ImageSource, core, halo: int, predictor, thresholds: d
     ya, yb, xa, xb = max(0, y0 - halo), min(h, y1 + halo), max(0, x0 - halo), min(w, x1 + halo)
     maps = predictor.predict_plane(source.window(ya, yb, xa, xb), scale=scale, scaling=scaling)
     labels = SeededWatershed(maps, predictor.targets, overwrite_maps=True).labels(
-        thresholds["mask_threshold"], thresholds["seed_threshold"],
-        int(round(thresholds["min_size"] / scale**2)))
+        *Thresholds.of(thresholds).at_scale(scale))
     del maps
     keys, boxes, masks = [], [], []
     for i, box in enumerate(ndi.find_objects(labels), start=1):
@@ -363,13 +363,14 @@ def segment_blockwise(
     ndarray or None
         The labels (uint32 unless more than 2**32 - 1 objects), or None with ``write``.
     """
+    from ..base.thresholds import Thresholds
     from ..inference.predictor import Cancelled
     from .models import loaded
 
     source = ImageSource.of(image)
     executor = executor or LocalExecutor(cancel)
     local = loaded(predictor)
-    thresholds = dict(thresholds or local.thresholds)
+    thresholds = Thresholds.over(local.thresholds, thresholds).as_dict()
     scale, scaling, halo, _ = plan(source, local, thresholds, diameter, halo)
     shape = source.shape[:2]
     cores = block_cores(shape, block)
@@ -427,6 +428,8 @@ def segment_into_zarr(image, model, *, labels_path=None, region=None,
     """
     from ..io.images import is_zarr
     from ..io.writers import ZarrLabelsWriter
+    from .models import loaded
+    from .segmentation import SegmentationRequest, provenance, thresholds_for
 
     block = block or DEFAULT_BLOCK
     source = ImageSource.of(image)
@@ -436,15 +439,18 @@ def segment_into_zarr(image, model, *, labels_path=None, region=None,
         raise ValueError("labels_path is needed for images that are not OME-Zarr")
     part = source.part(region) if region is not None else source
     offset = (part.region[0], part.region[2]) if part.region is not None else (0, 0)
-    provenance = {"model": str(getattr(model, "model", "default")), "block": block,
-                  "region": list(part.region) if part.region else None}
+    t = thresholds_for(loaded(model).thresholds, thresholds, "2d")
+    request = SegmentationRequest(diameter=diameter, model=str(getattr(model, "model", model)),
+                                  source=Path(source.path).name if source.path else "")
+    record = provenance(request, t, "2d", block=block,
+                        region=list(part.region) if part.region else None)
     writer = ZarrLabelsWriter(source.path if zarr_image else None, whole, block, overwrite,
-                              provenance, labels_path=labels_path, offset=offset,
+                              record, labels_path=labels_path, offset=offset,
                               keep=region is not None)
     with writer:
         if ready is not None:
             ready(writer.path)
-        segment_blockwise(part, model, thresholds, block=block, diameter=diameter,
+        segment_blockwise(part, model, t.as_dict(), block=block, diameter=diameter,
                           executor=executor, write=writer.write, progress=progress,
                           cancel=cancel)
     return writer.path

@@ -7,6 +7,7 @@ from scipy import ndimage as ndi
 
 from ..base.labels import label_dtype
 from ..base.normalize import plane_scaling
+from ..base.thresholds import Thresholds
 from ..inference.predictor import (
     DEFAULT_TILE,
     CancelFn,
@@ -55,8 +56,7 @@ def segment_plane(
     scale) divided by ``scale**2``.
     """
     h, w = plane.shape[:2]
-    min_size = int(round(thresholds["min_size"] / scale**2))
-    t = (thresholds["mask_threshold"], thresholds["seed_threshold"], min_size)
+    t = Thresholds.of(thresholds).at_scale(scale)
     if h * w <= band_threshold or h <= band_rows + 2 * halo:
         maps = predictor.predict_plane(plane, tile=tile, tta=tta, progress=progress,
                                        cancel=cancel, scale=scale)
@@ -139,7 +139,7 @@ def segment_image(
     ndarray
         Labels with the image's spatial shape (channels dropped), uint16 or uint32.
     """
-    thresholds = dict(predictor.thresholds, **(thresholds or {}))
+    thresholds = Thresholds.over(predictor.thresholds, thresholds)
     image = np.asarray(image)
     axes = check_axes(image.shape, axes)
     planes, stack_shape = planes_of(image, axes)

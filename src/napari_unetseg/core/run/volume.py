@@ -13,37 +13,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..base.thresholds import Thresholds
 from ..instances.postprocess import SeededWatershed, combine_planes
 
 VIEWS = ("xy", "xz", "yz")
-#: How ids run through Z in a stack: per plane, linked by overlap, or 3D objects.
-STACK_MODES = ("2d", "stitch", "3d")
-
-
-#: How much lower the 3d mode's seed threshold is than the model's own (2D) one. Averaged
-#: over three views, a nucleus's seed map peaks lower than in XY alone (a slice near its side
-#: sees little of its core). Chosen on volumes made from training images, not val.txt
-#: (``bench_volumes.py --split train --seed-sweep``; the figures are in the README).
-SEED_OFFSET_3D = 0.2
-
-
-def volume_thresholds(thresholds: dict) -> dict:
-    """The 3d mode's default thresholds from a model's 2D ones (seed threshold lower)."""
-    seed = round(max(0.05, thresholds["seed_threshold"] - SEED_OFFSET_3D), 3)
-    return dict(thresholds, seed_threshold=seed)
-
-
-def stack_mode(mode: str, axes: str) -> str:
-    """The mode for an image with ``axes``: ``auto`` is 3d with a Z axis (the best in
-    benchmarks/bench_volumes.py), else 2d; modes other than 2d need a Z axis."""
-    if mode == "auto":
-        return "3d" if "Z" in axes else "2d"
-    if mode not in STACK_MODES:
-        raise ValueError(f"mode must be auto or one of {STACK_MODES}, got {mode!r}")
-    if mode != "2d" and "Z" not in axes:
-        raise ValueError(f"--mode {mode} needs a Z axis; the image's axes are {axes} "
-                         "(give --axes if Z was taken for T)")
-    return mode
 
 
 def parse_voxel_size(text: str | None) -> tuple[float, float, float] | None:
@@ -220,16 +193,6 @@ def volume_maps(
     return out, scale, d
 
 
-def min_volume(min_size: float, anisotropy: float, scale: float) -> int:
-    """The 3D size filter (voxels) matching a 2D one (``min_size``, px² at model scale).
-
-    A nucleus whose section has the area ``min_size`` is taken as a ball of that radius,
-    measured in the stack's voxels (fewer in Z by ``anisotropy``, fewer in XY by ``scale``).
-    """
-    r = np.sqrt(max(float(min_size), 0.0) / np.pi)
-    return int(round(4 / 3 * np.pi * r**3 / anisotropy / scale**3))
-
-
 class VolumeSegmentation:
     """Maps and cached 3D watersheds of a stack (ZYX) or of each frame of a TZYX stack.
 
@@ -270,9 +233,9 @@ class VolumeSegmentation:
 
     def frame_labels(self, t: int, thresholds: dict) -> np.ndarray:
         """Labels 1..n of one frame's volume."""
-        size = min_volume(thresholds["min_size"], self.anisotropy, self.scales.get(t, 1.0))
-        return self.sheds[t].labels(thresholds["mask_threshold"],
-                                    thresholds["seed_threshold"], size)
+        t_ = Thresholds.of(thresholds)
+        return self.sheds[t].labels(
+            t_.mask, t_.seed, t_.min_volume(self.anisotropy, self.scales.get(t, 1.0)))
 
     def stack_labels(self, thresholds: dict, shape: tuple[int, ...]) -> np.ndarray:
         """Labels of every frame, ids unique across frames (uint16, or uint32)."""

@@ -280,11 +280,11 @@ def held_out_score(model, val_set: list[TrainingPair], device: str = "auto",
         return None
     from ..inference.predictor import Predictor
     from ..instances.metrics import image_scores
-    from ..run.pipeline import segment_image
+    from ..run.segmentation import segment
 
     pred = Predictor(model, "cpu" if device == "auto" else device, precision="fp32",
                      trust_code=trust_code)
-    return float(np.mean([image_scores(p.labels, segment_image(pred, p.image)).mean()
+    return float(np.mean([image_scores(p.labels, segment(pred, p.image).labels).mean()
                           for p in val_set]))
 
 

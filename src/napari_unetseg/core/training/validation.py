@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..base.thresholds import Thresholds
 from ..instances.metrics import image_scores, summarize
 from ..instances.postprocess import SeededWatershed
 from .data import load_pair
@@ -40,21 +41,15 @@ def predict_maps(
     return maps, scales
 
 
-def _sized(thresholds: dict, scale: float) -> tuple[float, float, int]:
-    return (thresholds["mask_threshold"], thresholds["seed_threshold"],
-            int(round(thresholds["min_size"] / scale**2)))
-
-
 def score_maps(
     maps: list[np.ndarray], gts: list[np.ndarray], targets: str, thresholds: dict,
     scales: list[float] | None = None,
 ) -> dict[str, float]:
     """DSB scores of watershed labels from maps against ground truth."""
     scales = scales or [1.0] * len(maps)
-    per = [
-        image_scores(gt, SeededWatershed(m, targets).labels(*_sized(thresholds, sc)))
-        for m, gt, sc in zip(maps, gts, scales)
-    ]
+    t = Thresholds.of(thresholds)
+    per = [image_scores(gt, SeededWatershed(m, targets).labels(*t.at_scale(sc)))
+           for m, gt, sc in zip(maps, gts, scales)]
     return summarize(per)
 
 
@@ -71,7 +66,7 @@ def tune_thresholds(
         for st in grid["seed_threshold"]:
             for ms in grid["min_size"]:
                 t = {"mask_threshold": mt, "seed_threshold": st, "min_size": ms}
-                per = [image_scores(g, s.labels(*_sized(t, sc)))
+                per = [image_scores(g, s.labels(*Thresholds.of(t).at_scale(sc)))
                        for g, s, sc in zip(gts, sheds, scales)]
                 sc = summarize(per)
                 if best is None or sc["mAP_50_95"] > best["mAP_50_95"]:

@@ -39,7 +39,7 @@ def test_bands_give_the_same_objects_as_the_whole_plane(fluo):
     fake = MapsFromLabels(labels)
     rows = np.repeat(np.arange(labels.shape[0], dtype=np.float32)[:, None], labels.shape[1], 1)
     whole = segment_plane(fake, rows, THRESHOLDS)
-    assert fake.calls == 1
+    assert fake.calls == 1 and whole.max() >= 0.8 * len(np.unique(labels[labels > 0]))
     banded = segment_plane(fake, rows, THRESHOLDS, band_threshold=0, band_rows=96, halo=48)
     assert fake.calls == 1 + int(np.ceil(labels.shape[0] / 96))
     assert banded.max() == whole.max() and banded.dtype == np.uint16
@@ -47,13 +47,14 @@ def test_bands_give_the_same_objects_as_the_whole_plane(fluo):
     assert image_scores(whole, banded)[8] == 1.0
 
 
-def test_segment_image_keeps_stacks_and_unique_ids(fluo, tiny_model_path):
+def test_segment_image_keeps_stacks_and_unique_ids(fluo):
     from napari_unetseg.core import Predictor
 
-    pred = Predictor(tiny_model_path, "cpu")
-    img = fluo[0][:96, :128]
-    out = segment_image(pred, np.stack([img, img]), {"min_size": 0, "mask_threshold": 0.3,
-                                                     "seed_threshold": 0.3})
-    assert out.shape == (2, 96, 128)
+    pred = Predictor("default", "cpu")
+    img = fluo[0][:256, :256]
+    out = segment_image(pred, np.stack([img, img]), diameter=pred.diameter)
+    assert out.shape == (2, 256, 256)
     a, b = set(np.unique(out[0])) - {0}, set(np.unique(out[1])) - {0}
-    assert len(a) == len(b) and not (a & b)
+    # The bundled model finds the crop's nuclei in both planes, under different ids.
+    assert len(a) == len(b) >= 10 and not (a & b)
+    assert np.array_equal(out[1] > 0, out[0] > 0)

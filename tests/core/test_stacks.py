@@ -73,14 +73,3 @@ def test_unchanged_objects_keep_their_ids_and_split_ones_get_new_ones():
     kept = keep_ids(new, old)
     assert (kept[:, :3] == 2**40).all()
     assert len({int(kept[0, 5]), int(kept[0, 7])} & {0, 7, 2**40}) == 0
-
-
-def test_the_examples_in_the_docstrings_hold():
-    import doctest
-
-    from napari_unetseg.core.instances import stacks
-    from napari_unetseg.core.io import folder
-    from napari_unetseg.core.io import images as io
-
-    for module in (folder, io, stacks):
-        assert doctest.testmod(module).failed == 0, module.__name__

@@ -7,12 +7,12 @@ from napari_unetseg.core.base.synthetic import synthetic_volume
 from napari_unetseg.core.base.thresholds import Thresholds
 from napari_unetseg.core.instances.metrics import image_scores
 from napari_unetseg.core.instances.postprocess import SeededWatershed, watershed_reference
+from napari_unetseg.core.run.segmentation import stack_mode
 from napari_unetseg.core.run.volume import (
     VolumeSegmentation,
     anisotropy,
     parse_voxel_size,
     segment_volume,
-    stack_mode,
     volume_maps,
 )
 from tests.conftest import SAMPLES

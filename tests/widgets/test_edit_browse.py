@@ -147,7 +147,7 @@ def test_browse_segment_edit_quit_and_resume(make_napari_viewer, qtbot, tmp_path
     again.open_folder(folder)
     assert again.index == 2
     assert [again.list.item(i).text().startswith("✓") for i in range(3)] == [True, True, False]
-    again.show(0)
+    again.open_image(0)
     assert (again.labels_layer.data[_square(saved.shape)] == 777).all()
 
     # Export all: the corrected labels only, unless asked (b_tissue was never corrected).

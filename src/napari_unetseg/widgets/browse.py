@@ -59,6 +59,12 @@ class BrowseWidget(LabelExport, QWidget):
         #: made are segmented again with the model in use.
         self.redo_uncorrected = False
 
+        self._make_controls()
+        self._lay_out()
+        self._connect(napari_viewer)
+        self._update_buttons()
+
+    def _make_controls(self) -> None:
         self.folder_edit = QLineEdit()
         self.folder_edit.setPlaceholderText("folder of images")
         self.folder_button = QPushButton("Choose…")
@@ -82,6 +88,7 @@ class BrowseWidget(LabelExport, QWidget):
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
 
+    def _lay_out(self) -> None:
         row1 = QHBoxLayout()
         row1.addWidget(self.folder_edit, 1)
         row1.addWidget(self.folder_button)
@@ -107,13 +114,14 @@ class BrowseWidget(LabelExport, QWidget):
         layout.addLayout(exp)
         layout.addWidget(self.status_label)
 
+    def _connect(self, napari_viewer) -> None:
         self.folder_button.clicked.connect(self._choose_folder)
         self.out_button.clicked.connect(self._choose_output)
         self.folder_edit.returnPressed.connect(
             lambda: self.open_folder(self.folder_edit.text(), self.out_edit.text() or None))
         self.prev_button.clicked.connect(self.previous)
         self.next_button.clicked.connect(self.next)
-        self.list.itemActivated.connect(lambda item: self.show(self.list.row(item)))
+        self.list.itemActivated.connect(lambda item: self.open_image(self.list.row(item)))
         self.export_layer_button.clicked.connect(self.export_current)
         self.export_all_button.clicked.connect(self.export_all)
         napari_viewer.layers.events.inserted.connect(self._adopt_hand_made)
@@ -126,7 +134,6 @@ class BrowseWidget(LabelExport, QWidget):
         qt_window = getattr(getattr(napari_viewer, "window", None), "_qt_window", None)
         if qt_window is not None:
             qt_window.installEventFilter(self)
-        self._update_buttons()
 
     # ------------------------------------------------------------------ folder
     def _choose_folder(self) -> None:
@@ -165,7 +172,7 @@ class BrowseWidget(LabelExport, QWidget):
         self._refresh_list()
         todo = [i for i, p in enumerate(images) if not self.label_path(p).exists()]
         self.index = None
-        self.show(todo[0] if todo else 0)
+        self.open_image(todo[0] if todo else 0)
 
     def label_path(self, image: Path) -> Path:
         from napari_unetseg.core.io.folder import label_file
@@ -197,13 +204,13 @@ class BrowseWidget(LabelExport, QWidget):
     # ------------------------------------------------------------------ moving
     def next(self) -> None:
         if self.index is not None and self.index < len(self.images) - 1:
-            self.show(self.index + 1)
+            self.open_image(self.index + 1)
 
     def previous(self) -> None:
         if self.index:
-            self.show(self.index - 1)
+            self.open_image(self.index - 1)
 
-    def show(self, i: int) -> None:
+    def open_image(self, i: int) -> None:
         """Open image ``i`` with its saved labels (or segment it); save the current first."""
         from napari.utils.notifications import show_error
 
@@ -404,7 +411,7 @@ class BrowseWidget(LabelExport, QWidget):
             return
         self.auto_check.setChecked(True)
         self.redo_uncorrected = True
-        self.show(todo[0])
+        self.open_image(todo[0])
 
     def _corrected(self, image: Path) -> bool:
         """Saved labels that someone corrected (or that were not made by a model)."""

@@ -130,17 +130,6 @@ class TrainWidget(QWidget):
     """Fine-tune the model in use on labels the user corrected."""
 
     def __init__(self, napari_viewer):
-        from magicgui.widgets import (
-            CheckBox,
-            ComboBox,
-            Container,
-            FileEdit,
-            FloatSpinBox,
-            SpinBox,
-            create_widget,
-        )
-        from napari.layers import Image, Labels
-
         super().__init__()
         self.viewer = napari_viewer = real_viewer(napari_viewer)
         self.session = ViewerSession.of(napari_viewer)
@@ -155,6 +144,26 @@ class TrainWidget(QWidget):
         self._epochs_done = 0
         self.result: dict | None = None
         self._auto_output: str | None = None  # the default file name last filled in
+
+        self.form = self._make_form()
+        self.source.changed.connect(self._update_source)
+        self._make_controls()
+        self._lay_out()
+        self._connect(napari_viewer)
+        self._update_source()
+
+    def _make_form(self):
+        """The magicgui form of the run's settings."""
+        from magicgui.widgets import (
+            CheckBox,
+            ComboBox,
+            Container,
+            FileEdit,
+            FloatSpinBox,
+            SpinBox,
+            create_widget,
+        )
+        from napari.layers import Image, Labels
 
         self.source = ComboBox(label="Train on", choices=[FROM_BROWSER, FROM_LAYERS],
                                tooltip="Which corrected labels to learn from")
@@ -180,11 +189,11 @@ class TrainWidget(QWidget):
                                      "training images")
         self.output = FileEdit(label="Save as", mode="w", filter="*.pt",
                                tooltip="New checkpoint; an existing file is never replaced")
-        self.form = Container(widgets=[
+        return Container(widgets=[
             self.source, self.image_layer, self.labels_layer, self.minutes, self.epochs,
             self.lr, self.hold_out, self.tune, self.output])
-        self.source.changed.connect(self._update_source)
 
+    def _make_controls(self) -> None:
         self.images_list = QListWidget()
         self.images_list.setToolTip("Images of the browsed folder whose labels you corrected "
                                     "and saved; untick the ones to leave out")
@@ -209,6 +218,7 @@ class TrainWidget(QWidget):
         self.progress_bar = QProgressBar()
         self.progress_bar.setVisible(False)
 
+    def _lay_out(self) -> None:
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
         buttons.addWidget(self.cancel_button)
@@ -223,6 +233,7 @@ class TrainWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.remaining_button)
 
+    def _connect(self, napari_viewer) -> None:
         self.refresh_button.clicked.connect(self.refresh)
         self.session.model_changed.connect(self._on_model_changed)
         self.train_button.clicked.connect(self.train)
@@ -232,7 +243,6 @@ class TrainWidget(QWidget):
         qt_window = getattr(getattr(napari_viewer, "window", None), "_qt_window", None)
         if qt_window is not None:
             qt_window.installEventFilter(self)
-        self._update_source()
 
     def output_path(self) -> Path:
         """The checkpoint to write: the Save-as box, made a ``.pt`` file name (empty: the

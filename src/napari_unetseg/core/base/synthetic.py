@@ -77,6 +77,17 @@ def synthetic_volume(
     zc = rng.uniform(lo, hi)
     tex = _texture(image, labels)
 
+    out_labels, signal = _bodies(labels, ids, rz, zc, tex, depth)
+    z = np.arange(depth, dtype=np.float32)
+    signal *= (1 - attenuation * z / max(depth - 1, 1))[:, None, None]
+    signal = ndi.gaussian_filter(signal, (2.5 * blur / anisotropy, blur, blur))
+    signal += 0.05 + rng.normal(0, noise, signal.shape).astype(np.float32)
+    volume = np.clip(signal * 20000, 0, 65535).astype(np.uint16)
+    return volume, out_labels
+
+
+def _bodies(labels, ids, rz, zc, tex, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each nucleus's sections through Z (labels) and its brightness (signal)."""
     out_labels = np.zeros((depth, *labels.shape), labels.dtype)
     signal = np.zeros((depth, *labels.shape), np.float32)
     boxes = ndi.find_objects(labels)
@@ -96,11 +107,7 @@ def synthetic_volume(
                 continue
             out_labels[zi][sl][section] = i
             signal[zi][sl][section] = tex[sl][section] * (1 - 0.5 * u[zi] ** 2)
-    signal *= (1 - attenuation * z / max(depth - 1, 1))[:, None, None]
-    signal = ndi.gaussian_filter(signal, (2.5 * blur / anisotropy, blur, blur))
-    signal += 0.05 + rng.normal(0, noise, signal.shape).astype(np.float32)
-    volume = np.clip(signal * 20000, 0, 65535).astype(np.uint16)
-    return volume, out_labels
+    return out_labels, signal
 
 
 def _texture(image: np.ndarray | None, labels: np.ndarray) -> np.ndarray:

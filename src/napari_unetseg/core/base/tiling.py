@@ -93,6 +93,10 @@ def tile_grid(shape: tuple[int, int], tile: int, overlap: int, align: int = 32) 
 
     Tiles at the far edges may reach past the image (by less than ``align``); those pixels
     are filled by reflection, as a whole-image pass pads them.
+
+    >>> grid = tile_grid((1000, 600), tile=512, overlap=64)
+    >>> grid.size, len(list(grid))
+    ((384, 352), 6)
     """
     if tile < 32:
         raise ValueError(f"tile size must be at least 32 pixels, got {tile}")

@@ -243,14 +243,13 @@ class Predictor:
         out: np.ndarray | None = None,
         scaling: PlaneScaling | None = None,
         scale: float = 1.0,
-        _done: int = 0,
-        _total: int | None = None,
     ) -> np.ndarray:
         """Probability maps (C, Y, X) float32 of one 2D plane (Y, X) or (Y, X, C).
 
         ``scaling`` lets a caller that processes a plane in parts normalize every part
         like the whole plane. ``scale`` resizes the plane by that factor for the network
         (see :mod:`.diameter`); the maps are resized back to the plane's own grid.
+        ``progress(done, total)`` counts tiles.
         """
         if scaling is None:
             scaling = plane_scaling(plane, self.normalization)
@@ -261,20 +260,38 @@ class Predictor:
             small = self.predict_plane(
                 resize_plane(plane, scaled_shape((h, w), scale)), tile=tile, overlap=overlap,
                 batch_size=batch_size, tta=tta, progress=progress, cancel=cancel,
-                scaling=scaling, _done=_done, _total=_total,
-            )
+                scaling=scaling)
             return resize_maps(small, (h, w), out=out)
         if scaling.constant:
             # Nothing to see: background everywhere rather than noise from the network.
             return target_mode(self.targets).empty_maps(out)
         tile = min(tile, self.max_tile)
-        grid = tile_grid((h, w), tile, overlap, align=self.model.total_stride)
         if batch_size is None:
             # A CPU is saturated by one large tile; batching only multiplies working memory.
             batch_size = 1 if self.device.type == "cpu" else 4
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        total = _total if _total is not None else len(grid)
+        try:
+            return self._blend_tiles(plane, tile, overlap, batch_size, tta, scaling, out,
+                                     progress, cancel)
+        except _TileTooLarge:
+            # One tile does not fit the device's memory: smaller tiles from now on.
+            if tile // 2 < MIN_RETRY_TILE:
+                raise RuntimeError(f"out of {self.device.type} memory even for one "
+                                   f"{tile}x{tile} tile; use the CPU") from None
+            self.max_tile = tile // 2
+            log.warning("out of %s memory for one tile; retrying with tiles of %d",
+                        self.device.type, self.max_tile)
+            return self.predict_plane(
+                plane, tile=self.max_tile, overlap=min(overlap, self.max_tile // 4),
+                batch_size=1, tta=tta, progress=progress, cancel=cancel, out=out,
+                scaling=scaling)
+
+    def _blend_tiles(self, plane, tile, overlap, batch_size, tta, scaling, out, progress,
+                     cancel) -> np.ndarray:
+        """Run overlapping tiles and blend them with separable weights into ``out``."""
+        h, w = plane.shape[:2]
+        grid = tile_grid((h, w), tile, overlap, align=self.model.total_stride)
         wy, wx = grid.windows(0), grid.windows(1)
         # The weights are separable, so each pixel's total weight is a product of two 1D sums.
         norm_y = 1.0 / grid.weight_sum(0, h)
@@ -282,39 +299,21 @@ class Predictor:
         out[...] = 0
         th, tw = grid.size
         tiles = list(grid)
-        done = _done
         for b in range(0, len(tiles), batch_size):
             if cancel is not None and cancel():
                 raise Cancelled("cancelled")
             chunk = tiles[b : b + batch_size]
             batch = np.stack([self._tile_input(plane, y, x, th, tw, scaling)
                               for _, _, y, x in chunk])
-            try:
-                probs = self._forward_safe(batch, tta)
-            except _TileTooLarge:
-                # One tile does not fit the device's memory: smaller tiles from now on.
-                if tile // 2 < MIN_RETRY_TILE:
-                    raise RuntimeError(
-                        f"out of {self.device.type} memory even for one {th}x{tw} tile; "
-                        "use the CPU"
-                    ) from None
-                self.max_tile = tile // 2
-                log.warning("out of %s memory for one tile; retrying with tiles of %d",
-                            self.device.type, self.max_tile)
-                return self.predict_plane(
-                    plane, tile=self.max_tile, overlap=min(overlap, self.max_tile // 4),
-                    batch_size=1, tta=tta, progress=progress, cancel=cancel, out=out,
-                    scaling=scaling, _done=_done, _total=_total,
-                )
+            probs = self._forward_safe(batch, tta)
             for (iy, ix, y, x), p in zip(chunk, probs):
                 vh, vw = min(th, h - y), min(tw, w - x)  # tiles may reach past the image
                 p = p[:, :vh, :vw]
                 p *= wy[iy][:vh, None]
                 p *= wx[ix][None, :vw]
                 out[:, y : y + vh, x : x + vw] += p
-            done += len(chunk)
             if progress is not None:
-                progress(done, total)
+                progress(b + len(chunk), len(tiles))
         out *= norm_y[:, None]
         out *= norm_x[None, :]
         return out
@@ -370,12 +369,11 @@ class Predictor:
                 overlap=overlap,
                 batch_size=batch_size,
                 tta=tta,
-                progress=progress,
+                progress=None if progress is None else (
+                    lambda d, _t, start=int(done[i]): progress(start + d, int(done[-1]))),
                 cancel=cancel,
                 out=out[:, i],
                 scale=scales[i],
-                _done=int(done[i]),
-                _total=int(done[-1]),
             )
         return out.reshape(self.n_outputs, *stack_shape, h, w)
 

@@ -17,7 +17,11 @@ def _ids(labels_ids) -> np.ndarray:
 
 
 def merge_labels(labels: np.ndarray, ids) -> np.ndarray:
-    """Merge the given objects into one, keeping the smallest id."""
+    """Merge the given objects into one, keeping the smallest id.
+
+    >>> merge_labels(np.array([[1, 2, 0, 3]]), [3, 2]).tolist()
+    [[1, 2, 0, 2]]
+    """
     ids = _ids(ids)
     if ids.size < 2:
         raise ValueError("select at least two objects to merge")
@@ -27,14 +31,22 @@ def merge_labels(labels: np.ndarray, ids) -> np.ndarray:
 
 
 def delete_labels(labels: np.ndarray, ids) -> np.ndarray:
-    """Set the given objects to background."""
+    """Set the given objects to background.
+
+    >>> delete_labels(np.array([[1, 2, 2, 3]]), [2]).tolist()
+    [[1, 0, 0, 3]]
+    """
     out = labels.copy()
     out[np.isin(labels, _ids(ids))] = 0
     return out
 
 
 def remove_small_objects(labels: np.ndarray, min_size: int) -> np.ndarray:
-    """Remove objects with fewer than ``min_size`` pixels (ids of the others are kept)."""
+    """Remove objects with fewer than ``min_size`` pixels (ids of the others are kept).
+
+    >>> remove_small_objects(np.array([[1, 2, 2, 3, 3, 3]]), 2).tolist()
+    [[0, 2, 2, 3, 3, 3]]
+    """
     sizes = np.bincount(labels.ravel())
     small = np.flatnonzero(sizes < min_size)
     out = labels.copy()
@@ -47,6 +59,14 @@ def fill_holes(labels: np.ndarray) -> np.ndarray:
 
     Works plane by plane for stacks; background touching the image border or lying between
     two different objects is left alone.
+
+    >>> ring = np.array([[0, 0, 0, 0, 0],
+    ...                  [0, 4, 4, 4, 0],
+    ...                  [0, 4, 0, 4, 0],
+    ...                  [0, 4, 4, 4, 0],
+    ...                  [0, 0, 0, 0, 0]])
+    >>> int(fill_holes(ring)[2, 2]), int(fill_holes(ring)[0, 0])
+    (4, 0)
     """
     if labels.ndim > 2:
         return np.stack([fill_holes(p) for p in labels])
@@ -69,7 +89,11 @@ def fill_holes(labels: np.ndarray) -> np.ndarray:
 
 
 def relabel_sequential(labels: np.ndarray) -> np.ndarray:
-    """Number objects 1..N in order of their current ids."""
+    """Number objects 1..N in order of their current ids.
+
+    >>> relabel_sequential(np.array([[0, 7, 7, 3]])).tolist()
+    [[0, 2, 2, 1]]
+    """
     from skimage.segmentation import relabel_sequential as _relabel
 
     return _relabel(labels)[0].astype(labels.dtype, copy=False)
@@ -166,7 +190,13 @@ def split_object(labels: np.ndarray, label_id: int, seed_map_of=None, *,
 
 
 def edited_objects_mask(current: np.ndarray, edited: np.ndarray) -> np.ndarray:
-    """Pixels the user's edits own: every object they touched, and what they erased."""
+    """Pixels the user's edits own: every object they touched, and what they erased.
+
+    >>> current = np.array([[1, 1, 0, 2, 2]])
+    >>> edited = np.array([[False, True, False, False, False]])
+    >>> edited_objects_mask(current, edited).tolist()
+    [[True, True, False, False, False]]
+    """
     touched = np.unique(current[edited])
     touched = touched[touched > 0]
     return np.isin(current, touched) | (edited & (current == 0))
@@ -187,6 +217,16 @@ def merge_with_locked(new: np.ndarray, current: np.ndarray, edited: np.ndarray) 
         The labels the user sees and has edited.
     edited : ndarray of bool
         Pixels the user changed.
+
+    Examples
+    --------
+    The user drew object 5 by hand; a new watershed result there is dropped:
+
+    >>> current = np.array([[5, 5, 0, 0, 1]])
+    >>> new = np.array([[1, 1, 1, 0, 2]])
+    >>> edited = np.array([[True, True, False, False, False]])
+    >>> merge_with_locked(new, current, edited).tolist()
+    [[5, 5, 0, 0, 7]]
     """
     if not edited.any():
         return new

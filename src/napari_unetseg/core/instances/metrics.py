@@ -80,6 +80,11 @@ def image_scores(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     A prediction matches a nucleus when their IoU exceeds the threshold; above 0.5 a match
     is unique, so no assignment step is needed. Empty ground truth and empty prediction
     score 1; one of them empty scores 0. Works on 2D images and on volumes (voxels).
+
+    >>> gt = np.array([[1, 1, 1, 1, 0, 2, 2, 2, 2]])
+    >>> pred = np.array([[1, 1, 1, 0, 0, 0, 0, 0, 0]])  # one nucleus found, IoU 0.75
+    >>> image_scores(gt, pred)[[0, 5, 6]].round(2).tolist()  # at IoU 0.5, 0.75, 0.8
+    [0.5, 0.0, 0.0]
     """
     gt, pred = np.asarray(gt), np.asarray(pred)
     # The largest ids bound the object counts, without a sort (tuning calls this a lot).
@@ -99,7 +104,11 @@ def image_scores(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 def summarize(per_image: list[np.ndarray]) -> dict[str, float]:
-    """Dataset scores from per-image threshold scores: mAP_50_95, AP50 and AP75."""
+    """Dataset scores from per-image threshold scores: mAP_50_95, AP50 and AP75.
+
+    >>> summarize([np.linspace(1, 0, 10), np.ones(10)])["AP50"]
+    1.0
+    """
     if not per_image:
         return {"mAP_50_95": float("nan"), "AP50": float("nan"), "AP75": float("nan")}
     s = np.stack(per_image)

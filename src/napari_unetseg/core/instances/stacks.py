@@ -155,6 +155,10 @@ def stitch_planes(labels: np.ndarray, iou_threshold: float = 0.25) -> np.ndarray
     (at least ``iou_threshold``), each object continuing at most one; otherwise it starts a
     new 3D object.
 
+    >>> planes = np.array([[[1, 1, 0, 2]], [[0, 3, 3, 0]]])  # 3 overlaps 1 (IoU 1/3)
+    >>> stitch_planes(planes)[1].tolist()
+    [[0, 1, 1, 0]]
+
     Parameters
     ----------
     labels : ndarray

@@ -233,6 +233,36 @@ def write_label_tiff(
     from ..base.labels import label_dtype
 
     path = Path(path)
+    labels, axes = _checked_labels(labels, axes)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; choose another name or allow overwriting")
+    max_label = int(labels.max()) if labels.size else 0
+    dtype = label_dtype(max_label)
+    calibration = _calibration(voxel_size, axes)
+    data = labels.astype(dtype, copy=False)
+    if dtype == np.uint16:
+        # ImageJ hyperstacks need the axes in TZCYX order, which ours already are.
+        info = json.dumps({"napari_unetseg": dict(provenance or {}), "axes": axes})
+        md = {"axes": axes, "min": 0, "max": max(max_label, 1), "Info": info,
+              **({"Labels": list(page_names)} if page_names is not None else {}),
+              **(dict(unit="micron", **calibration["imagej"]) if calibration else {})}
+        imagej = True
+    else:
+        warnings.warn(f"{path.name}: label {max_label} does not fit 16 bits; written as "
+                      f"{dtype}, which ImageJ/Fiji cannot display", LabelTiffWarning,
+                      stacklevel=2)
+        md = {"axes": axes, "napari_unetseg": provenance or {},
+              **({"page_names": list(page_names)} if page_names is not None else {}),
+              **({"voxel_size_um": calibration["zyx"]} if calibration else {})}
+        imagej = False
+    _write_atomically(path, lambda tmp: tifffile.imwrite(
+        tmp, data, imagej=imagej, metadata=md, resolution=calibration.get("resolution"),
+        compression="zlib", software=LABELS_MARK))
+    return path
+
+
+def _checked_labels(labels, axes: str | None) -> tuple[np.ndarray, str]:
+    """Non-negative integer labels and their axes, or a one-line ValueError."""
     labels = np.asarray(labels)
     if labels.dtype == bool:
         labels = labels.astype(np.uint8)
@@ -243,45 +273,19 @@ def write_label_tiff(
     axes = (axes or default_label_axes(labels.ndim)).upper()
     if len(axes) != labels.ndim or not axes.endswith("YX") or not set(axes) <= set("TZYX"):
         raise ValueError(f"axes {axes!r} do not fit labels of shape {labels.shape}")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; choose another name or allow overwriting")
-    max_label = int(labels.max()) if labels.size else 0
-    dtype = label_dtype(max_label)
-    calibration = _calibration(voxel_size, axes)
-    data = labels.astype(dtype, copy=False)
-    info = json.dumps({"napari_unetseg": dict(provenance or {}), "axes": axes})
+    return labels, axes
+
+
+def _write_atomically(path: Path, write) -> None:
+    """``write(tmp)`` a hidden file beside ``path``, then rename it: whole or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    options = {"compression": "zlib", "software": LABELS_MARK}
     try:
-        if dtype == np.uint16:
-            # ImageJ hyperstacks need the axes in TZCYX order, which ours already are.
-            md = {"axes": axes, "min": 0, "max": max(max_label, 1), "Info": info}
-            if page_names is not None:
-                md["Labels"] = list(page_names)
-            if calibration:
-                md.update(unit="micron", **calibration["imagej"])
-            tifffile.imwrite(tmp, data, imagej=True, metadata=md,
-                             resolution=calibration.get("resolution"), **options)
-        else:
-            warnings.warn(
-                f"{path.name}: label {max_label} does not fit 16 bits; written as {dtype}, "
-                "which ImageJ/Fiji cannot display",
-                LabelTiffWarning,
-                stacklevel=2,
-            )
-            md = {"axes": axes, "napari_unetseg": provenance or {}}
-            if page_names is not None:
-                md["page_names"] = list(page_names)
-            if calibration:
-                md["voxel_size_um"] = calibration["zyx"]
-            tifffile.imwrite(tmp, data, metadata=md,
-                             resolution=calibration.get("resolution"), **options)
+        write(tmp)
         tmp.replace(path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return path
 
 
 def _calibration(voxel_size, axes: str) -> dict:

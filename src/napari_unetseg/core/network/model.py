@@ -197,26 +197,7 @@ def build_model(
     kwargs = dict(encoder_kwargs or {})
     if pretrained and not (isinstance(encoder, str) and encoder.startswith("timm:")):
         raise ValueError("pretrained=True needs a 'timm:<name>' encoder")
-    if isinstance(encoder, nn.Module):
-        enc: FeatureEncoder = ProbedEncoder(encoder, in_channels)
-        spec = f"custom:{type(encoder).__qualname__}"
-    elif encoder == "unet":
-        enc = UNetEncoder(in_channels, **kwargs)
-        spec = "unet"
-    elif isinstance(encoder, str) and encoder.startswith("timm:"):
-        enc = TimmEncoder(encoder[5:], in_channels, pretrained=pretrained, **kwargs)
-        spec = encoder
-    elif isinstance(encoder, str) and encoder.startswith("module:"):
-        module = import_builder(encoder[7:])(**kwargs)
-        if not isinstance(module, nn.Module):
-            raise ValueError(f"{encoder[7:]} returned {type(module).__name__}, not an nn.Module")
-        enc = ProbedEncoder(module, in_channels)
-        spec = encoder
-    else:
-        raise ValueError(
-            f"unknown encoder {encoder!r}: use 'unet', 'timm:<name>', "
-            "'module:package.module:function' or an nn.Module"
-        )
+    enc, spec = _make_encoder(encoder, in_channels, pretrained, kwargs)
     if encoder_weights:
         body = enc.body if hasattr(enc, "body") else enc
         load_encoder_weights(body, encoder_weights)
@@ -228,3 +209,20 @@ def build_model(
         "upsample": upsample,
     }
     return DynamicUNet(enc, in_channels, targets, upsample, decoder_channels, config)
+
+
+def _make_encoder(encoder, in_channels: int, pretrained: bool, kwargs: dict):
+    """The encoder a :func:`build_model` spec names, and the spec to record."""
+    if isinstance(encoder, nn.Module):
+        return ProbedEncoder(encoder, in_channels), f"custom:{type(encoder).__qualname__}"
+    if encoder == "unet":
+        return UNetEncoder(in_channels, **kwargs), "unet"
+    if isinstance(encoder, str) and encoder.startswith("timm:"):
+        return TimmEncoder(encoder[5:], in_channels, pretrained=pretrained, **kwargs), encoder
+    if isinstance(encoder, str) and encoder.startswith("module:"):
+        module = import_builder(encoder[7:])(**kwargs)
+        if not isinstance(module, nn.Module):
+            raise ValueError(f"{encoder[7:]} returned {type(module).__name__}, not an nn.Module")
+        return ProbedEncoder(module, in_channels), encoder
+    raise ValueError(f"unknown encoder {encoder!r}: use 'unet', 'timm:<name>', "
+                     "'module:package.module:function' or an nn.Module")

@@ -379,11 +379,8 @@ def segment_blockwise(
                          [thresholds] * n, [scale] * n, [scaling] * n)
     all_keys = np.sort(np.concatenate(list(executor.results(executor.map(keys_of, found)))))
     dtype = np.uint32 if all_keys.size < 2**32 - 1 else np.uint64
-    ny, nx = -(-shape[0] // block), -(-shape[1] // block)
-    around = [[found[j * nx + i] for j in range(max(0, by - 1), min(ny, by + 2))
-               for i in range(max(0, bx - 1), min(nx, bx + 2))]
-              for by, bx in (divmod(k, nx) for k in range(n))]
-    painted = executor.map(paint_block, cores, around, [all_keys] * n, [dtype] * n)
+    painted = executor.map(paint_block, cores, _neighbourhoods(found, shape, block),
+                           [all_keys] * n, [dtype] * n)
     out = None if write is not None else np.zeros(shape, dtype)
     for k, (core, labels) in enumerate(zip(cores, executor.results(painted))):
         if cancel is not None and cancel():
@@ -396,6 +393,14 @@ def segment_blockwise(
         if progress is not None:
             progress(k + 1, n)
     return out
+
+
+def _neighbourhoods(found: list, shape: tuple[int, int], block: int) -> list[list]:
+    """For each block, its own objects and those of the (up to 8) blocks around it."""
+    ny, nx = -(-shape[0] // block), -(-shape[1] // block)
+    return [[found[j * nx + i] for j in range(max(0, by - 1), min(ny, by + 2))
+             for i in range(max(0, bx - 1), min(nx, bx + 2))]
+            for by, bx in (divmod(k, nx) for k in range(len(found)))]
 
 
 def segment_into_zarr(image, model, *, labels_path=None, region=None,

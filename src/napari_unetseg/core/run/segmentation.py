@@ -121,8 +121,8 @@ def stack_mode(mode: str, axes: str) -> str:
     if mode == "auto":
         return "3d" if "Z" in axes else "2d"
     if mode != "2d" and "Z" not in axes:
-        raise ValueError(f"mode {mode} needs a Z axis; the image's axes are {axes} (if Z "
-                         "was taken for T, give the axes)")
+        raise ValueError(f"--mode {mode} needs a Z axis; the image's axes are {axes} "
+                         "(give --axes if Z was taken for T)")
     return mode
 
 

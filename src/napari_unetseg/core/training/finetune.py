@@ -12,17 +12,11 @@ from __future__ import annotations
 import datetime as _dt
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-#: Fine-tuning defaults. benchmarks/bench_finetune.py (README) found 2e-4 on the whole
-#: network the safest of the settings it compared; higher rates and longer runs overfit a
-#: handful of images.
-FINETUNE_DEFAULTS = {"minutes": 5.0, "lr": 2e-4, "epoch_images": 64, "batch_size": 4,
-                     "freeze_encoder": False, "fold_in": 0.0}
 
 
 class FineTuneError(ValueError):
@@ -119,32 +113,90 @@ def _write_snapshot(pairs: list[TrainingPair], folder: Path) -> list[tuple[Path,
     return out
 
 
-def fine_tune(
-    base: str | Path,
-    pairs: list[TrainingPair],
-    out: str | Path,
-    *,
-    minutes: float | None = FINETUNE_DEFAULTS["minutes"],
-    epochs: int | None = None,
-    lr: float = FINETUNE_DEFAULTS["lr"],
-    hold_out: bool | int | None = None,
-    tune_thresholds: bool = True,
-    make_int8: bool = True,
-    int8_in_child: bool = False,
-    freeze_encoder: bool = FINETUNE_DEFAULTS["freeze_encoder"],
-    batch_size: int = FINETUNE_DEFAULTS["batch_size"],
-    epoch_images: int = FINETUNE_DEFAULTS["epoch_images"],
-    seed: int = 0,
-    device: str = "auto",
-    overwrite: bool = False,
-    train_options: dict[str, Any] | None = None,
-    fold_in: float = FINETUNE_DEFAULTS["fold_in"],
-    trust_code: bool = False,
-    on_epoch: Callable[[dict], None] | None = None,
-    on_step: Callable[[int, int], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
-    log: Callable[[str], None] = lambda s: None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FineTuneSettings:
+    """How :func:`fine_tune` trains; every default is the one benchmarks/bench_finetune.py
+    (README) found safest: 2e-4 on the whole network, since higher rates and longer runs
+    overfit a handful of images.
+
+    Attributes
+    ----------
+    minutes, epochs : float, int
+        Budget (the first reached ends the run).
+    lr : float
+        Peak learning rate.
+    hold_out : bool or int, optional
+        How many images (the last ones) are kept out of training to score before/after and
+        pick the best epoch; see :func:`held_out_count`.
+    tune_thresholds : bool
+        Tune the watershed thresholds on the training images (the held-out images stay
+        unseen, so that their before/after scores are honest).
+    make_int8, int8_in_child : bool
+        Make the int8 CPU model from the user's images; in a child process
+        (:func:`.quantize.make_int8_in_child`), so that a GUI running this in a thread
+        does not pause while the model is exported and quantized.
+    freeze_encoder : bool
+        Train the decoder only.
+    batch_size, epoch_images, seed : int
+        Crops per step and per epoch; the random seed of the crops and the weights.
+    device : str
+    overwrite : bool
+        Replace ``out`` (and its int8 model) if they exist.
+    train_options : dict, optional
+        Further :class:`.TrainConfig` fields (benchmarks compare recipes with them).
+    fold_in : float
+        With held-out images: this fraction of the budget continues training from the best
+        epoch on every image, held-out ones included (so that every corrected image
+        teaches); the before/after scores are those measured before it, on unseen images.
+    trust_code : bool
+        Let ``base`` build its encoder with a function the file names (see
+        :func:`.checkpoint.load_checkpoint`).
+    """
+
+    minutes: float | None = 5.0
+    epochs: int | None = None
+    lr: float = 2e-4
+    hold_out: bool | int | None = None
+    tune_thresholds: bool = True
+    make_int8: bool = True
+    int8_in_child: bool = False
+    freeze_encoder: bool = False
+    batch_size: int = 4
+    epoch_images: int = 64
+    seed: int = 0
+    device: str = "auto"
+    overwrite: bool = False
+    train_options: dict[str, Any] | None = None
+    fold_in: float = 0.0
+    trust_code: bool = False
+
+    def train_config(self, part: float, lr: float):
+        """The :class:`.TrainConfig` of a phase given ``part`` of the budget."""
+        from .train_config import TrainConfig
+
+        return TrainConfig(
+            epochs=None if self.epochs is None else max(1, round(self.epochs * part)),
+            time_budget_min=None if self.minutes is None else self.minutes * part, lr=lr,
+            device=self.device, seed=self.seed, batch_size=self.batch_size,
+            epoch_images=self.epoch_images, weighted_loss=True,
+            freeze_encoder=self.freeze_encoder,
+            # Nothing resumes a fine-tuning run; writing weights and optimizer every epoch
+            # would only cost time (and hold Python's lock while it writes).
+            save_resume_state=False, **(self.train_options or {}))
+
+
+#: The defaults by name (the command line's help and fallbacks).
+FINETUNE_DEFAULTS = {k: getattr(FineTuneSettings(), k) for k in
+                     ("minutes", "lr", "epoch_images", "batch_size", "freeze_encoder",
+                      "fold_in")}
+
+
+def fine_tune(base: str | Path, pairs: list[TrainingPair], out: str | Path,
+              settings: FineTuneSettings | None = None, *,
+              on_epoch: Callable[[dict], None] | None = None,
+              on_step: Callable[[int, int], None] | None = None,
+              cancel: Callable[[], bool] | None = None,
+              log: Callable[[str], None] = lambda s: None, **options) -> dict[str, Any]:
     """Fine-tune ``base`` on corrected labels and write a new checkpoint.
 
     The one fine-tuning recipe: the napari panel, ``unetseg train --init`` and scripts all
@@ -159,40 +211,11 @@ def fine_tune(
     out : str or Path
         Where the checkpoint goes. An existing file is never replaced (a free name next to
         it is used, see :func:`free_path`) unless ``overwrite``.
-    minutes, epochs : float, int
-        Budget (the first reached ends the run).
-    lr : float
-        Peak learning rate.
-    hold_out : bool or int, optional
-        How many images (the last ones) are kept out of training to score before/after and
-        pick the best epoch; see :func:`held_out_count`.
-    tune_thresholds : bool
-        Tune the watershed thresholds on the training images (the held-out images stay
-        unseen, so that their before/after scores are honest).
-    make_int8 : bool
-        Make the int8 CPU model from the user's images.
-    int8_in_child : bool
-        Make it in a child process (:func:`.optimize.make_int8_in_child`), so that a GUI
-        running this in a thread does not pause while the model is exported and quantized.
-    freeze_encoder : bool
-        Train the decoder only.
-    batch_size, epoch_images, seed : int
-        Crops per step and per epoch; the random seed of the crops and the weights.
-    device : str
-    overwrite : bool
-        Replace ``out`` (and its int8 model) if they exist.
-    train_options : dict, optional
-        Further :class:`.train.TrainConfig` fields (benchmarks compare recipes with them).
-    fold_in : float
-        With held-out images: this fraction of the budget continues training from the best
-        epoch on every image, held-out ones included (so that every corrected image
-        teaches); the before/after scores are those measured before it, on unseen images.
-    trust_code : bool
-        Let ``base`` build its encoder with a function the file names (see
-        :func:`.checkpoint.load_checkpoint`).
+    settings : FineTuneSettings, optional
+        ``options`` (its field names, e.g. ``minutes=2, hold_out=1``) override it.
     on_epoch, on_step, cancel
         See :func:`.train.train`; cancelling keeps the best model so far (cancelling before
-        the first step writes nothing and raises :class:`.train.TrainingError`).
+        the first step writes nothing and raises :class:`.TrainingError`).
     log : callable
         Receives progress lines; those of the steps after training start with ``"now: "``.
 
@@ -203,74 +226,87 @@ def fine_tune(
         hold-out), ``use`` (see :func:`should_use`), ``thresholds``, ``interrupted``,
         ``epochs``, ``steps``, ``images``, ``held_out``.
     """
-    from .train import TrainConfig
-
+    s = replace(settings or FineTuneSettings(), **options)
     pairs = check_pairs(pairs)
-    k = held_out_count(len(pairs), hold_out)
+    k = held_out_count(len(pairs), s.hold_out)
     train_set, val_set = pairs[: len(pairs) - k], pairs[len(pairs) - k:]
-    out = Path(out) if overwrite else free_path(out)
+    out = Path(out) if s.overwrite else free_path(out)
     if val_set:
         log("now: scoring the starting model on the held-out image…")
-    before = held_out_score(base, val_set, device, trust_code)
+    before = held_out_score(base, val_set, s.device, s.trust_code)
     log(f"held-out score of the starting model: {before}")
-    share = fold_in if val_set and 0 < fold_in < 1 else 0.0
-
-    def config(part: float, learning_rate: float):
-        return TrainConfig(
-            epochs=None if epochs is None else max(1, round(epochs * part)),
-            time_budget_min=None if minutes is None else minutes * part, lr=learning_rate,
-            device=device, seed=seed, batch_size=batch_size, epoch_images=epoch_images,
-            weighted_loss=True, freeze_encoder=freeze_encoder,
-            # Nothing resumes a fine-tuning run; writing weights and optimizer every epoch
-            # would only cost time (and hold Python's lock while it writes).
-            save_resume_state=False, **(train_options or {}))
-
     with tempfile.TemporaryDirectory(prefix="unetseg-finetune-") as tmp:
-        work, summary, train_files = _train_on_snapshot(
-            config(1 - share, lr), base, train_set, val_set, Path(tmp) / "main", log=log,
-            on_epoch=on_epoch, on_step=on_step, cancel=cancel, trust_code=trust_code)
-        if tune_thresholds:
-            from .validation import finalize_thresholds
+        run = _Phases(s, base, train_set, val_set, Path(tmp), log,
+                      dict(on_epoch=on_epoch, on_step=on_step, cancel=cancel))
+        work, summary, after = run.train()
+        model = _write_result(work, out, base, train_set, val_set, before, after,
+                              s.tune_thresholds, summary, folded=run.folded,
+                              trust_code=s.trust_code)
+    int8 = _write_int8(s, out, pairs, log) if s.make_int8 else None
+    return {"checkpoint": str(out), "int8": None if int8 is None else str(int8),
+            "before": before, "after": after, "use": should_use(before, after),
+            "thresholds": dict(model.thresholds), "interrupted": summary["interrupted"],
+            "epochs": summary["epochs"], "steps": summary["steps"],
+            "images": [p.name for p in train_set], "held_out": [p.name for p in val_set]}
 
+
+@dataclass
+class _Phases:
+    """Train on the training images, score the held-out ones, then (fold-in) train on all."""
+
+    s: FineTuneSettings
+    base: object
+    train_set: list[TrainingPair]
+    val_set: list[TrainingPair]
+    tmp: Path
+    log: Callable[[str], None]
+    callbacks: dict
+
+    @property
+    def share(self) -> float:
+        return self.s.fold_in if self.val_set and 0 < self.s.fold_in < 1 else 0.0
+
+    @property
+    def folded(self) -> bool:
+        return bool(self.share)
+
+    def train(self) -> tuple[Path, dict, float | None]:
+        s, log = self.s, self.log
+        work, summary, train_files = _train_on_snapshot(
+            s.train_config(1 - self.share, s.lr), self.base, self.train_set, self.val_set,
+            self.tmp / "main", log=log, trust_code=s.trust_code, **self.callbacks)
+        if s.tune_thresholds:
             log("now: tuning the thresholds on your images…")
             # On the training images: the held-out score stays an honest before/after.
-            finalize_thresholds(work, train_files, device, trust_code=trust_code)
-        if val_set:
+            self._tune(work, train_files)
+        if self.val_set:
             log("now: scoring the new model on the held-out image…")
-        after = held_out_score(work, val_set, device, trust_code)
-        if share and not summary["interrupted"]:
+        after = held_out_score(work, self.val_set, s.device, s.trust_code)
+        if self.share and not summary["interrupted"]:
             log("now: teaching it the held-out image too…")
             work, more, all_files = _train_on_snapshot(
-                config(share, lr / 2), work, train_set + val_set, [], Path(tmp) / "all",
-                log=log, on_step=on_step, cancel=cancel, trust_code=trust_code)
+                s.train_config(self.share, s.lr / 2), work, self.train_set + self.val_set, [],
+                self.tmp / "all", log=log, on_step=self.callbacks["on_step"],
+                cancel=self.callbacks["cancel"], trust_code=s.trust_code)
             summary = dict(summary, steps=summary["steps"] + more["steps"],
                            interrupted=more["interrupted"])
-            if tune_thresholds:
-                finalize_thresholds(work, all_files, device, trust_code=trust_code)
-        model = _write_result(work, out, base, train_set, val_set, before, after,
-                              tune_thresholds, summary, folded=bool(share),
-                              trust_code=trust_code)
-    int8 = None
-    if make_int8:
-        from ..inference.quantize import make_int8 as write_int8
-        from ..inference.quantize import make_int8_in_child
+            if s.tune_thresholds:
+                self._tune(work, all_files)
+        return work, summary, after
 
-        log("now: making the int8 CPU model…")
-        int8, _ = (make_int8_in_child if int8_in_child else write_int8)(
-            out, [p.image for p in pairs], n=min(32, len(pairs)), trust_code=trust_code)
-    return {
-        "checkpoint": str(out),
-        "int8": None if int8 is None else str(int8),
-        "before": before,
-        "after": after,
-        "use": should_use(before, after),
-        "thresholds": dict(model.thresholds),
-        "interrupted": summary["interrupted"],
-        "epochs": summary["epochs"],
-        "steps": summary["steps"],
-        "images": [p.name for p in train_set],
-        "held_out": [p.name for p in val_set],
-    }
+    def _tune(self, work: Path, files) -> None:
+        from .validation import finalize_thresholds
+
+        finalize_thresholds(work, files, self.s.device, trust_code=self.s.trust_code)
+
+
+def _write_int8(s: FineTuneSettings, out: Path, pairs: list[TrainingPair], log):
+    from ..inference.quantize import make_int8, make_int8_in_child
+
+    log("now: making the int8 CPU model…")
+    int8, _ = (make_int8_in_child if s.int8_in_child else make_int8)(
+        out, [p.image for p in pairs], n=min(32, len(pairs)), trust_code=s.trust_code)
+    return int8
 
 
 def held_out_score(model, val_set: list[TrainingPair], device: str = "auto",
@@ -336,5 +372,6 @@ def _write_result(work: Path, out: Path, base, train_set, val_set, before, after
     return model
 
 
-__all__ = ["FINETUNE_DEFAULTS", "FineTuneError", "TrainingPair", "check_pairs", "fine_tune",
-           "free_path", "held_out_count", "held_out_score", "should_use"]
+__all__ = ["FINETUNE_DEFAULTS", "FineTuneError", "FineTuneSettings", "TrainingPair",
+           "check_pairs", "fine_tune", "free_path", "held_out_count", "held_out_score",
+           "should_use"]

@@ -120,24 +120,22 @@ def train(
                        log)
     interrupted = _run_epochs(run, show_progress, on_step, on_epoch, cancel, log)
     if run.step == 0:
-        # A checkpoint with no training step would pass for a trained model.
-        for path, was_there in existed.items():
-            if not was_there and path.exists():
-                path.unlink()
+        _remove_new_files(existed)
         raise TrainingError("training stopped before its first step; nothing was written"
                             if interrupted else "no training step was made; nothing was "
                             "written")
     averaged_scores = None if interrupted else _finish_averaging(run, log)
-    return {
-        "epochs": run.epoch,
-        "steps": run.step,
-        "seconds": round(time.perf_counter() - run.t0),
-        "best": run.best,
-        "interrupted": interrupted,
-        "checkpoint": str(run.out),
-        "history": run.history,
-        **({"averaged": averaged_scores} if averaged_scores is not None else {}),
-    }
+    return {"epochs": run.epoch, "steps": run.step,
+            "seconds": round(time.perf_counter() - run.t0), "best": run.best,
+            "interrupted": interrupted, "checkpoint": str(run.out), "history": run.history,
+            **({"averaged": averaged_scores} if averaged_scores is not None else {})}
+
+
+def _remove_new_files(existed: dict[Path, bool]) -> None:
+    """Delete what a run without a step wrote: it would pass for a trained model."""
+    for path, was_there in existed.items():
+        if not was_there and path.exists():
+            path.unlink()
 
 
 def _run_epochs(run, show_progress: bool, on_step, on_epoch, cancel, log) -> bool:

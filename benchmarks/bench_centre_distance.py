@@ -23,7 +23,7 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dsb2018
 
 def centre_shape(maps, gts) -> dict:
     """Quartiles of the predicted peak per nucleus and of the share within 20 % of it."""
-    from napari_unetseg.core.training.targets import instance_center_distance
+    from napari_unetseg.core.base.target_maps import instance_center_distance
 
     peaks, top, top_target = [], [], []
     for m, gt in zip(maps, gts):

@@ -7,8 +7,8 @@ from napari_unetseg.core.inference.predictor import Predictor
 from napari_unetseg.core.instances.metrics import image_scores
 from napari_unetseg.core.network.checkpoint import DEFAULT_MODEL_PATH
 from napari_unetseg.widgets.contributions import sample_layers
+from napari_unetseg.widgets.layer_keys import STATE_KEY
 from napari_unetseg.widgets.segment import SegmentWidget
-from napari_unetseg.widgets.session import STATE_KEY
 
 # The package ships its model; tests that run it on real images take seconds each.
 needs_default = pytest.mark.slow

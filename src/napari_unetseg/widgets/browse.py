@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
 
 from .browse_export import LabelExport
 from .common import scroll_layout
+from .layer_keys import AXES_KEY, PROVENANCE_KEY, STATE_KEY
 from .viewer_session import BROWSE, ViewerSession, real_viewer
 
 DONE = "✓ "
@@ -254,7 +255,7 @@ class BrowseWidget(LabelExport, QWidget):
                 return
             self._track(self.viewer.add_labels(
                 labels, name=f"{path.stem} labels",
-                metadata={"unetseg_axes": axes, "unetseg_provenance": prov}))
+                metadata={AXES_KEY: axes, PROVENANCE_KEY: prov}))
         elif self.auto_check.isChecked():
             self._segment(path.stem)
         self.list.setCurrentRow(i)
@@ -290,8 +291,8 @@ class BrowseWidget(LabelExport, QWidget):
         if (not isinstance(layer, Labels) or is_helper_layer(layer) or self.index is None
                 or self.image_layer is None or self.image_layer not in self.viewer.layers
                 or (self.labels_layer is not None and self.labels_layer in self.viewer.layers)
-                or "unetseg_state" in layer.metadata
-                or "unetseg_provenance" in layer.metadata):
+                or STATE_KEY in layer.metadata
+                or PROVENANCE_KEY in layer.metadata):
             return
         image = self.image_layer
         plane = image.data.shape[:-1] if image.rgb else image.data.shape
@@ -348,7 +349,7 @@ class BrowseWidget(LabelExport, QWidget):
                            "'Labels to' folder")
                 return False
         md = self.labels_layer.metadata
-        prov = dict(md.get("unetseg_provenance") or {}, source=image.name,
+        prov = dict(md.get(PROVENANCE_KEY) or {}, source=image.name,
                     source_folder=str(image.parent))
         # Corrected by hand now or in an earlier session: the training panel offers these.
         # Labels not made by a model (no "model" in their record) were made by someone.
@@ -358,7 +359,7 @@ class BrowseWidget(LabelExport, QWidget):
             # The file holds this image's own labels, loaded or made in this panel, so
             # replacing it is the save the user asked for.
             write_label_tiff(path, np.asarray(self.labels_layer.data),
-                             axes=md.get("unetseg_axes"), overwrite=True, provenance=prov)
+                             axes=md.get(AXES_KEY), overwrite=True, provenance=prov)
         except (OSError, ValueError) as exc:
             show_error(f"Could not save {path}: {exc}")
             return False

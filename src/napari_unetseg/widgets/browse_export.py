@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from qtpy.QtWidgets import QFileDialog, QMessageBox
 
+from .layer_keys import AXES_KEY, PROVENANCE_KEY
+
 
 class LabelExport:
     """The browser's export actions (mixed into BrowseWidget, which holds the folder)."""
@@ -24,7 +26,7 @@ class LabelExport:
             active = self.viewer.layers.selection.active
             labels = active if isinstance(active, Labels) else next(
                 (lyr for lyr in reversed(self.viewer.layers) if isinstance(lyr, Labels)), None)
-            source = (labels.metadata.get("unetseg_provenance") or {}).get("source") if (
+            source = (labels.metadata.get(PROVENANCE_KEY) or {}).get("source") if (
                 labels is not None) else None
             image_layer = self.viewer.layers[source] if source in self.viewer.layers else None
             if image_layer is not None and not isinstance(image_layer, Image):
@@ -41,8 +43,8 @@ class LabelExport:
             if not path:
                 return
         md = labels.metadata
-        axes = md.get("unetseg_axes")
-        provenance = md.get("unetseg_provenance") or {}
+        axes = md.get(AXES_KEY)
+        provenance = md.get(PROVENANCE_KEY) or {}
         image = None if image_layer is None else np.asarray(image_layer.data)
         # A stack's calibration is its layer scale (the Segment panel sets it).
         voxel = tuple(float(v) for v in labels.scale[-3:]) if axes and "Z" in axes else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .layer_keys import HIGHLIGHT_KEY
+
 #: Panels must fit beside the canvas on a 1366 px laptop screen.
 MAX_PANEL_WIDTH = 420
 
@@ -129,7 +131,7 @@ def follow_layers(picker, event=None) -> None:
 
 def is_helper_layer(layer) -> bool:
     """A layer a panel shows for the user's eyes only (the selection outline)."""
-    return bool(getattr(layer, "metadata", {}).get("unetseg_highlight"))
+    return bool(getattr(layer, "metadata", {}).get(HIGHLIGHT_KEY))
 
 
 def connect_layer_events(viewer, callback) -> None:

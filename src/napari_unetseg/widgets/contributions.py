@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .layer_keys import AXES_KEY, PROVENANCE_KEY, SOURCE_KEY
+
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
 SAMPLES = {
     "fluorescence_nuclei": "Fluorescence nuclei (DSB2018, 258 nuclei)",
@@ -85,8 +87,8 @@ def _read_label_tiff(path):
     labels, axes, provenance = read_label_tiff(path)
     meta = {
         "name": Path(path).stem,
-        "metadata": {"unetseg_axes": axes, "unetseg_provenance": provenance,
-                     "unetseg_source": str(path)},
+        "metadata": {AXES_KEY: axes, PROVENANCE_KEY: provenance,
+                     SOURCE_KEY: str(path)},
     }
     voxel = read_voxel_size(path)
     if voxel is not None and "Z" in axes:
@@ -106,12 +108,12 @@ def write_labels_tiff(path: str, data, meta: dict) -> list[str]:
     if not str(path).lower().endswith((".tif", ".tiff")):
         path = f"{path}.tif"
     md = meta.get("metadata") or {}
-    axes = md.get("unetseg_axes")
+    axes = md.get(AXES_KEY)
     data = np.asarray(data)
     if axes is not None and len(axes) != data.ndim:
         axes = None
     scale = [float(v) for v in meta.get("scale", ())][-3:]
     calibrated = axes is not None and "Z" in axes and len(scale) == 3 and scale != [1.0] * 3
-    write_label_tiff(path, data, axes=axes, provenance=md.get("unetseg_provenance"),
+    write_label_tiff(path, data, axes=axes, provenance=md.get(PROVENANCE_KEY),
                      overwrite=True, voxel_size=scale if calibrated else None)
     return [str(path)]

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 )
 
 from .common import connect_layer_events, follow_layers, layer_picker, scroll_layout
-from .session import STATE_KEY
+from .layer_keys import AXES_KEY, HIGHLIGHT_KEY, PROVENANCE_KEY, STATE_KEY
 from .viewer_session import EDIT, ViewerSession, real_viewer
 
 
@@ -162,7 +162,7 @@ class EditWidget(QWidget):
             active = self.viewer.layers.selection.active
             old = self._highlight_layer = self.viewer.add_labels(
                 mask, name=f"{layer.name} selection", opacity=1.0, scale=layer.scale,
-                translate=layer.translate, metadata={"unetseg_highlight": True},
+                translate=layer.translate, metadata={HIGHLIGHT_KEY: True},
                 colormap=DirectLabelColormap(color_dict={None: "transparent", 1: "yellow"}))
             old.contour = 2
             old.editable = False
@@ -232,9 +232,9 @@ class EditWidget(QWidget):
         state = self.layer.metadata.get(STATE_KEY)
         # Ids are 3D objects when the segment panel linked them through Z, or when the file
         # read back says so (its provenance records the mode).
-        provenance = self.layer.metadata.get("unetseg_provenance") or {}
+        provenance = self.layer.metadata.get(PROVENANCE_KEY) or {}
         mode = state.stack_mode if state is not None else provenance.get("mode", "2d")
-        through_z = mode != "2d" and "Z" in (self.layer.metadata.get("unetseg_axes") or "ZYX")
+        through_z = mode != "2d" and "Z" in (self.layer.metadata.get(AXES_KEY) or "ZYX")
 
         def seed_map_of(plane: int):
             return None if state is None else state.stack.seed_map(plane)

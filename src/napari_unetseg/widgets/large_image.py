@@ -21,6 +21,7 @@ from .common import (
     scroll_layout,
     start_worker,
 )
+from .layer_keys import ZARR_KEY
 from .viewer_session import LARGE_IMAGE, ViewerSession, real_viewer
 
 REGIONS = ("Current view", "Whole image")
@@ -250,7 +251,7 @@ class LargeImageWidget(QWidget):
             self.viewer.layers.remove(name)
         self.labels_layer = self.viewer.add_labels(
             array, name=name, scale=layer.scale[-2:], translate=layer.translate[-2:],
-            metadata={"unetseg_zarr": path})
+            metadata={ZARR_KEY: path})
         self.labels_layer.editable = False  # napari cannot paint into the file
 
     def _on_tick(self, done: int, total: int) -> None:

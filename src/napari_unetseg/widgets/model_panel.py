@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_unetseg.core.base.choices import DEVICES
+from napari_unetseg.core.inference.cache import ModelCache
 
 from .common import compact_combo, first_line
 
@@ -99,7 +100,7 @@ class ModelPanel(QGroupBox):
         self.predictor = None
         self.info: dict = {}
         self.current: str | None = None
-        self._cache: dict[tuple[str, str], tuple] = {}
+        self._cache = ModelCache()
         self._worker = None
 
         self.model_combo = compact_combo(QComboBox())
@@ -184,8 +185,9 @@ class ModelPanel(QGroupBox):
         from .common import start_worker
 
         key = (str(path), self.device)
-        if key in self._cache and not (force and key[0] != self.current):
-            self._set_loaded(key[0], *self._cache[key])
+        cached = self._cache.peek(key)
+        if cached is not None and not (force and key[0] != self.current):
+            self._set_loaded(key[0], *cached)
             return
         self.device_label.setText("loading…")
         self._worker = start_worker(
@@ -199,7 +201,7 @@ class ModelPanel(QGroupBox):
         self._worker = None
 
     def _on_loaded(self, key, result) -> None:
-        self._cache[key] = result
+        self._cache.put(key, result)
         self._set_loaded(key[0], *result)
 
     def _set_loaded(self, path: str, predictor, info: dict, devices: list[str]) -> None:

@@ -32,10 +32,10 @@ from .common import (
     scroll_layout,
     start_worker,
 )
+from .layer_keys import AXES_KEY, PROVENANCE_KEY, STATE_KEY
 from .model_panel import ModelPanel
 from .segment_form import SCOPES, SegmentForm
 from .session import (
-    STATE_KEY,
     ImageView,
     SegmentationState,
     describe_diameter,
@@ -229,8 +229,8 @@ class SegmentWidget(QWidget):
             **linking)
         metadata = {
             STATE_KEY: state,
-            "unetseg_axes": view.label_axes,
-            "unetseg_provenance": result.provenance,
+            AXES_KEY: view.label_axes,
+            PROVENANCE_KEY: result.provenance,
         }
         existing = self.viewer.layers[name] if name in self.viewer.layers else None
         if existing is not None and existing.data.shape == labels.shape:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STATE_KEY = "unetseg_state"
 #: Planes larger than this are re-thresholded in a worker thread, latest thresholds first,
 #: so that dragging a slider does not block the viewer (bench_ui_stall.py measures it).
 LIVE_PIXELS = 2 * 2**20

@@ -15,8 +15,8 @@ from superqt import QLabeledDoubleSlider, QLabeledSlider
 from napari_unetseg.core.base.modes import TARGET_MODES
 
 from .common import start_worker
+from .layer_keys import STATE_KEY
 from .session import (
-    STATE_KEY,
     LatestWins,
     SegmentationState,
     count_objects,

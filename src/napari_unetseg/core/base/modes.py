@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import target_maps
+
 Split = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -42,6 +44,9 @@ class TargetMode:
     split_in_place : callable or None
         Like ``split``, but free to reuse the float32 maps' memory for the seed map (saves
         4 bytes per pixel on large planes when the caller no longer needs the maps).
+    targets : callable
+        ``targets(labels, border_width) -> (C, Y, X)`` maps the network learns
+        (:mod:`.target_maps`).
     """
 
     name: str
@@ -55,6 +60,7 @@ class TargetMode:
     background_channel: int | None = None
     trainable: bool = True
     split_in_place: Split | None = None
+    targets: Callable[[np.ndarray, int], np.ndarray] = target_maps.mask_maps
 
     def empty_maps(self, out: np.ndarray) -> np.ndarray:
         """Fill (C, Y, X) maps with "nothing here" (what a blank plane gives)."""
@@ -72,12 +78,14 @@ TARGET_MODES: dict[str, TargetMode] = {
             "Seeds (one per nucleus): mask - border above this",
             lambda m: (m[0], m[0] - m[1]), dice_channels=2,
             split_in_place=lambda m: (m[0], np.subtract(m[0], m[1], out=m[1])),
+            targets=target_maps.mask_border_maps,
         ),
         TargetMode(
             "three_class", 3, "softmax",
             ("interior probability", "border probability", "background probability"),
             "Seeds (one per nucleus): interior probability above this",
             lambda m: (1.0 - m[2], m[0]), dice_channels=3, background_channel=2,
+            targets=target_maps.three_class_maps,
         ),
         TargetMode(
             # Seeds are nuclei centres and the watershed floods down the distance; the
@@ -87,6 +95,7 @@ TARGET_MODES: dict[str, TargetMode] = {
             "Seeds (one per nucleus): centre distance above this fraction of the peak of "
             "its blob",
             lambda m: (m[0], m[2]), relative_seeds=True, dice_channels=2,
+            targets=target_maps.mask_border_distance_maps,
         ),
         TargetMode(
             "binary", 1, "sigmoid", ("mask probability",), "Seeds: mask above this",

@@ -13,6 +13,7 @@ from ..base.modes import target_mode
 from ..base.normalize import PlaneScaling, apply_scaling, plane_scaling
 from ..base.resample import resize_maps, resize_plane, scaled_shape
 from ..base.tiling import tile_grid
+from .cache import ModelCache, checkpoint_key
 
 log = logging.getLogger(__name__)
 
@@ -418,21 +419,14 @@ class Predictor:
         return scale_for(d, self.diameter), d
 
 
-_PREDICTORS: dict = {}
+_PREDICTORS = ModelCache()
 
 
 def _predictor_for(model, device: str) -> Predictor:
     """Reuse predictors for checkpoint paths: loading and export cost seconds per call."""
     if not isinstance(model, (str, os.PathLike)):
         return Predictor(model, device)
-    from ..network.checkpoint import checkpoint_path
-
-    path = checkpoint_path(model)
-    key = (str(path), path.stat().st_mtime_ns if path.exists() else 0, device)
-    if key not in _PREDICTORS:
-        _PREDICTORS.clear()  # one model at a time: each holds its weights and a session
-        _PREDICTORS[key] = Predictor(model, device)
-    return _PREDICTORS[key]
+    return _PREDICTORS.get(checkpoint_key(model, device), lambda: Predictor(model, device))
 
 
 def predict(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..inference.cache import ModelCache, checkpoint_key
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -16,20 +18,18 @@ class ModelSpec:
     trust_code: bool = False
 
 
-_LOADED: dict = {}
+_LOADED = ModelCache()
 
 
 def loaded(predictor):
     """The Predictor for a :class:`ModelSpec`, loaded once per process; others as they are."""
     if not isinstance(predictor, ModelSpec):
         return predictor
-    if predictor not in _LOADED:
-        from ..inference.predictor import Predictor
+    from ..inference.predictor import Predictor
 
-        _LOADED[predictor] = Predictor(predictor.model, predictor.device,
-                                       precision=predictor.precision,
-                                       trust_code=predictor.trust_code)
-    return _LOADED[predictor]
+    spec = predictor
+    return _LOADED.get(checkpoint_key(spec.model, spec), lambda: Predictor(
+        spec.model, spec.device, precision=spec.precision, trust_code=spec.trust_code))
 
 
 def preload(spec: ModelSpec) -> None:

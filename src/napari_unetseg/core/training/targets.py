@@ -8,84 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.morphology import disk
-from skimage.segmentation import find_boundaries
 
-#: Default border thickness in pixels (see :func:`instance_border`). Chosen by validation
-#: score: fine-tuning one trained model for 10 minutes per width scored 0.594 (width 2),
-#: 0.598 (3) and 0.586 (4) on val.txt (``benchmarks/sweep_border_width.sh``).
-DEFAULT_BORDER_WIDTH = 3
-
-
-def _check_labels(labels: np.ndarray) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be a 2D array, got shape {labels.shape}")
-    if labels.dtype == bool:
-        return labels.astype(np.uint8)
-    if labels.dtype.kind == "f":
-        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
-            raise ValueError("float labels must hold whole numbers")
-        return labels.astype(np.int64)
-    return labels
-
-
-def instance_border(labels: np.ndarray, width: int = DEFAULT_BORDER_WIDTH) -> np.ndarray:
-    """Pixels at and around the edges of every instance.
-
-    The inner edge of each object (its pixels touching background or another object) is
-    dilated by a disk of radius ``width - 1``. Where two nuclei touch, their two inner edges
-    meet, so the band between them is about ``2 * width`` pixels wide and separates them.
-
-    Parameters
-    ----------
-    labels : ndarray
-        2D instance labels, 0 = background, any integer dtype (or bool).
-    width : int
-        Border thickness (>= 1).
-
-    Returns
-    -------
-    ndarray of bool
-    """
-    labels = _check_labels(labels)
-    if width < 1:
-        raise ValueError(f"border width must be >= 1, got {width}")
-    edges = find_boundaries(labels, connectivity=1, mode="inner") & (labels > 0)
-    if width > 1:
-        edges = ndi.binary_dilation(edges, structure=disk(width - 1))
-    return edges
-
-
-def instance_center_distance(labels: np.ndarray) -> np.ndarray:
-    """Distance to each instance's own edge, scaled to 1 at its centre.
-
-    Touching nuclei are measured separately (the pixels where they meet count as edge), so
-    the target of two touching nuclei has two peaks however thin the contact: it describes
-    their shape, where the border describes only the contact.
-
-    Parameters
-    ----------
-    labels : ndarray
-        2D instance labels.
-
-    Returns
-    -------
-    ndarray
-        float32 in [0, 1], 0 on background.
-    """
-    labels = _check_labels(labels)
-    inside = (labels > 0) & ~find_boundaries(labels, connectivity=1, mode="inner")
-    dist = ndi.distance_transform_edt(inside).astype(np.float32)
-    # Edge pixels get distance 0 above; +1 keeps every instance pixel positive, so that even
-    # instances of one or two pixels have a centre of 1.
-    dist[labels > 0] += 1
-    # Ids may be sparse or large: work on their ranks.
-    ids, rank = np.unique(labels, return_inverse=True)
-    rank = rank.reshape(labels.shape)
-    peak = np.asarray(ndi.maximum(dist, rank, index=np.arange(ids.size)), np.float32)
-    peak[peak == 0] = 1
-    return dist / peak[rank]
+from ..base.modes import target_mode
+from ..base.target_maps import (
+    DEFAULT_BORDER_WIDTH,
+    check_labels,
+)
 
 
 def make_targets(
@@ -110,30 +38,7 @@ def make_targets(
     ndarray
         float32, (C, Y, X).
     """
-    from ..base.modes import target_mode
-
-    target_mode(mode)  # a one-line error for unknown modes
-    labels = _check_labels(labels)
-    return _TARGET_BUILDERS[mode](labels, border_width).astype(np.float32)
-
-
-def _three_class(labels: np.ndarray, width: int) -> np.ndarray:
-    # A partition: the border class stays inside the nuclei, so that 1 - background is the
-    # mask itself (with the outer part of the band as border, every instance grew by it:
-    # AP50 0.68 but mAP 0.33 on val).
-    mask = labels > 0
-    border = instance_border(labels, width) & mask
-    return np.stack([mask & ~border, border, ~mask])
-
-
-#: How each target mode of :mod:`.modes` is made from instance labels.
-_TARGET_BUILDERS = {
-    "binary": lambda lab, w: (lab > 0)[None],
-    "mask_border": lambda lab, w: np.stack([lab > 0, instance_border(lab, w)]),
-    "mask_border_distance": lambda lab, w: np.stack(
-        [lab > 0, instance_border(lab, w), instance_center_distance(lab)]),
-    "three_class": _three_class,
-}
+    return target_mode(mode).targets(check_labels(labels), border_width).astype(np.float32)
 
 
 def unet_weight_map(
@@ -159,7 +64,7 @@ def unet_weight_map(
     ndarray
         float32 (Y, X).
     """
-    labels = _check_labels(labels)
+    labels = check_labels(labels)
     mask = labels > 0
     weights = np.ones(labels.shape, np.float32)
     if balance and mask.any() and (~mask).any():

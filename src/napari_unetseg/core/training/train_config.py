@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..base.target_maps import DEFAULT_BORDER_WIDTH
 from ..inference.diameter import DEFAULT_CANONICAL_DIAMETER
-from .targets import DEFAULT_BORDER_WIDTH
 
 
 @dataclass

@@ -75,7 +75,7 @@ def test_cancel_keeps_the_best_model_so_far(make_napari_viewer, qtbot, tiny_mode
     train.hold_out.value = True
     train.minutes.value = 30
     steps = []
-    train._relay.step.connect(lambda d, t: steps.append(d))
+    train.job.progress.connect(lambda d, t: steps.append(d))
     train.train()
     # Past the first epoch (16 steps of 4 crops), then cancel.
     qtbot.waitUntil(lambda: len(train.plot.loss) >= 1, timeout=300_000)
@@ -115,4 +115,4 @@ def test_closing_the_panel_stops_its_training(make_napari_viewer, qtbot, tiny_mo
     qtbot.waitUntil(lambda: len(train.plot.loss) >= 1, timeout=300_000)
     viewer.window.remove_dock_widget(train)  # the dock's close button
     qtbot.waitUntil(lambda: not train.busy, timeout=120_000)
-    assert train._cancel.is_set()
+    assert train.job.cancelled()

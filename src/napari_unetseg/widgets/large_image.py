@@ -7,10 +7,8 @@ worker thread. OME-Zarr images are opened lazily by the napari-ome-zarr reader.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from .common import (
@@ -19,19 +17,13 @@ from .common import (
     follow_layers,
     layer_picker,
     scroll_layout,
-    start_worker,
 )
+from .jobs import Job
 from .layer_keys import ZARR_KEY
 from .viewer_session import LARGE_IMAGE, ViewerSession, real_viewer
 
 REGIONS = ("Current view", "Whole image")
 PLACES = ("This computer", "Dask scheduler")
-
-
-class _Relay(QObject):
-    ready = Signal(str)
-    tick = Signal(int, int)
-    ended = Signal(object)
 
 
 def view_region(viewer, layer) -> tuple[int, int, int, int]:
@@ -74,12 +66,9 @@ class LargeImageWidget(QWidget):
         self.viewer = napari_viewer = real_viewer(napari_viewer)
         self.session = ViewerSession.of(napari_viewer)
         self.session.register(LARGE_IMAGE, self)
-        self._worker = None
-        self._cancel = threading.Event()
-        self._relay = _Relay()
-        self._relay.ready.connect(self._show_labels)
-        self._relay.tick.connect(self._on_tick)
-        self._relay.ended.connect(self._on_finished)
+        self.job = Job(self)
+        self.job.progress.connect(self._on_tick)
+        self.job.message.connect(self._on_message)
         self._done = 0
         self.labels_layer = None
 
@@ -165,7 +154,10 @@ class LargeImageWidget(QWidget):
     def _model(self):
         from napari_unetseg.core.run.batch import ModelSpec
 
-        return ModelSpec(str(self.session.model), "cpu")
+        # The device chosen in the Segment panel (each Dask worker resolves "auto" itself).
+        segment = self.session.segment
+        device = getattr(getattr(segment, "model_panel", None), "device", None) or "auto"
+        return ModelSpec(str(self.session.model), device)
 
     def labels_path(self) -> Path | None:
         """The Zarr labels to write: the output box, else None (the image's own group)."""
@@ -183,7 +175,7 @@ class LargeImageWidget(QWidget):
 
         from napari_unetseg.core.run.batch import is_zarr
 
-        if self._worker is not None:
+        if self.busy:
             return
         layer = self.image_picker.value
         if layer is None:
@@ -212,19 +204,17 @@ class LargeImageWidget(QWidget):
             avoid_llvm_clash()  # torch is imported here in the viewer's process
             outcome: dict = {}
             try:
-                with _executor(place, workers, address, self._cancel.is_set) as executor:
+                with _executor(place, workers, address, self.job.cancelled) as executor:
                     outcome["path"] = segment_into_zarr(
                         source, model, labels_path=labels_path, region=region, block=block,
-                        executor=executor, ready=lambda p: self._relay.ready.emit(str(p)),
-                        progress=self._relay.tick.emit, cancel=self._cancel.is_set,
-                        overwrite=True)
+                        executor=executor, ready=lambda p: self.job.tell("ready")(str(p)),
+                        progress=self.job.report, cancel=self.job.cancelled, overwrite=True)
             except Exception as exc:
                 outcome["error"] = exc
             finally:
                 # One signal after every tick, from this thread: the run ends there.
-                self._relay.ended.emit(outcome)
+                self.job.tell("ended")(outcome)
 
-        self._cancel.clear()
         self._done = 0
         self._source_layer = layer
         self.run_button.setEnabled(False)
@@ -233,11 +223,11 @@ class LargeImageWidget(QWidget):
                             f"on {place.lower()}…")
         self.progress_bar.setRange(0, 0)  # busy until the first block
         self.progress_bar.setVisible(True)
-        self._worker = start_worker(self, work)
+        self.job.start(work)
 
     def cancel(self) -> None:
         """Stop between blocks; the blocks already written stay."""
-        self._cancel.set()
+        self.job.cancel()
         self.status.setText("Cancelling…")
 
     def _show_labels(self, path: str) -> None:
@@ -257,7 +247,7 @@ class LargeImageWidget(QWidget):
     def _on_tick(self, done: int, total: int) -> None:
         # Ticks from the worker thread may arrive late or out of order: only progress
         # forward, and nothing after the run is over.
-        if self._worker is None or done <= self._done:
+        if not self.busy or done <= self._done:
             return
         self._done = done
         self.progress_bar.setRange(0, total)
@@ -278,8 +268,13 @@ class LargeImageWidget(QWidget):
             show_error(f"Segmentation failed: {first_line(exc)}")
             self.status.setText(f"Failed: {first_line(exc)}")
 
+    def _on_message(self, kind: str, payload) -> None:
+        if kind == "ready":
+            self._show_labels(payload)
+        elif kind == "ended":
+            self._on_finished(payload)
+
     def _on_finished(self, outcome: dict) -> None:
-        self._worker = None
         if "error" in outcome:
             self._on_error(outcome["error"])
         elif "path" in outcome:
@@ -292,7 +287,7 @@ class LargeImageWidget(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self._worker is not None
+        return self.job.running
 
 
 class _executor:

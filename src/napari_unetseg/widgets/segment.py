@@ -9,10 +9,8 @@ from the cached maps when a slider moves.
 
 from __future__ import annotations
 
-import threading
 import time
 
-from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
@@ -30,8 +28,8 @@ from .common import (
     first_line,
     preload_labels_display,
     scroll_layout,
-    start_worker,
 )
+from .jobs import Job
 from .layer_keys import AXES_KEY, PROVENANCE_KEY, STATE_KEY
 from .model_panel import ModelPanel
 from .segment_form import SCOPES, SegmentForm
@@ -45,12 +43,6 @@ from .viewer_session import SEGMENT, ViewerSession, real_viewer
 from .watershed_panel import WatershedPanel
 
 
-class _Relay(QObject):
-    """Carries progress from a worker thread to the UI thread (queued signal)."""
-
-    tick = Signal(int, int)
-
-
 class SegmentWidget(QWidget):
     """Segment the chosen image layer with a U-Net and tune the watershed live."""
 
@@ -61,10 +53,8 @@ class SegmentWidget(QWidget):
         self.viewer = napari_viewer = real_viewer(napari_viewer)
         self.session = ViewerSession.of(napari_viewer)
         self.session.register(SEGMENT, self)
-        self._worker = None
-        self._cancel = threading.Event()
-        self._relay = _Relay()
-        self._relay.tick.connect(self._on_tick)
+        self.job = Job(self)
+        self.job.progress.connect(self._on_tick)
 
         self.model_panel = ModelPanel(self, autoload=autoload, model=self.session.model)
         self.watershed = WatershedPanel(napari_viewer)
@@ -137,7 +127,7 @@ class SegmentWidget(QWidget):
         """Segment the chosen image layer in a worker thread."""
         from napari.utils.notifications import show_error
 
-        if self._worker is not None:
+        if self.job.running:
             return
         layer = self.form.image_picker.value
         if layer is None or layer not in self.viewer.layers:
@@ -175,20 +165,17 @@ class SegmentWidget(QWidget):
 
         def work():
             preload_labels_display()
-            return segment(predictor, view.data, request, progress=self._relay.tick.emit,
-                           cancel=self._cancel.is_set)
+            return segment(predictor, view.data, request, progress=self.job.report,
+                           cancel=self.job.cancelled)
 
-        self._cancel.clear()
         self._started = time.perf_counter()
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status_label.setText(f"Segmenting {layer.name} on {predictor.device}…")
         self.progress_bar.setRange(0, 0)  # busy until the first tile is done
         self.progress_bar.setVisible(True)
-        self._worker = start_worker(
-            self, work,
-            returned=lambda r: self._on_done(layer, view, predictor, linking, r),
-            errored=self._on_error, finished=self._on_finished)
+        self.job.start(work, returned=lambda r: self._on_done(layer, view, predictor, linking, r),
+                       errored=self._on_error, finished=self._on_finished)
 
     def run_when_ready(self) -> None:
         """Run now, or as soon as the model has loaded."""
@@ -204,11 +191,11 @@ class SegmentWidget(QWidget):
 
     def cancel(self) -> None:
         """Stop the running segmentation between tiles; nothing is changed."""
-        self._cancel.set()
+        self.job.cancel()
         self.status_label.setText("Cancelling…")
 
     def _on_tick(self, done: int, total: int) -> None:
-        if self._worker is None:
+        if not self.job.running:
             return  # a tick queued before the run ended: the result's status stands
         self.progress_bar.setRange(0, max(total, 1))
         self.progress_bar.setValue(done)
@@ -283,11 +270,10 @@ class SegmentWidget(QWidget):
             self.status_label.setText(f"Failed: {msg}")
 
     def _on_finished(self) -> None:
-        self._worker = None
         self.progress_bar.setVisible(False)
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
     @property
     def busy(self) -> bool:
-        return self._worker is not None
+        return self.job.running

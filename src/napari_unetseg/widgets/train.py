@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import gc
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtCore import QObject, QPointF, Qt, Signal
+from qtpy.QtCore import QPointF, Qt
 from qtpy.QtGui import QColor, QPainter, QPen
 from qtpy.QtWidgets import (
     QHBoxLayout,
@@ -28,20 +27,13 @@ from qtpy.QtWidgets import (
 
 from napari_unetseg.core.training.finetune import FINETUNE_DEFAULTS
 
-from .common import first_line, is_alive, scroll_layout, start_worker
+from .common import first_line, is_alive, scroll_layout
+from .jobs import Job
 from .viewer_session import TRAIN, ViewerSession, real_viewer
 
 FROM_BROWSER = "Saved labels of the browsed folder"
 FROM_LAYERS = "An image layer and its Labels layer"
 LEARNING_RATES = ("1e-4", "2e-4", "5e-4", "1e-3", "2e-3")
-
-
-class _Relay(QObject):
-    """Carries training progress from the worker thread to the UI thread."""
-
-    epoch = Signal(dict)
-    step = Signal(int, int)
-    phase = Signal(str)
 
 
 LOSS_COLOUR, SCORE_COLOUR = (255, 160, 60), (90, 170, 255)
@@ -134,12 +126,9 @@ class TrainWidget(QWidget):
         self.viewer = napari_viewer = real_viewer(napari_viewer)
         self.session = ViewerSession.of(napari_viewer)
         self.session.register(TRAIN, self)
-        self._worker = None
-        self._cancel = threading.Event()
-        self._relay = _Relay()
-        self._relay.epoch.connect(self._on_epoch)
-        self._relay.step.connect(self._on_step)
-        self._relay.phase.connect(self._on_phase)
+        self.job = Job(self)
+        self.job.progress.connect(self._on_step)
+        self.job.message.connect(self._on_message)
         self._started = 0.0
         self._epochs_done = 0
         self.result: dict | None = None
@@ -260,16 +249,15 @@ class TrainWidget(QWidget):
 
         # Closing the dock takes the panel out of the window (napari does not delete it):
         # a run it started stops at its next step, the best model so far is kept.
-        if (event.type() == QEvent.Type.ParentChange and self.parent() is None
-                and self._worker is not None):
-            self._cancel.set()
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None and self.busy:
+            self.job.cancel()
         return super().event(event)
 
     def eventFilter(self, obj, event) -> bool:  # the viewer window is closing
         from qtpy.QtCore import QEvent
 
-        if event.type() == QEvent.Type.Close and self._worker is not None:
-            self._cancel.set()
+        if event.type() == QEvent.Type.Close and self.busy:
+            self.job.cancel()
         return False
 
     # ------------------------------------------------------------------ inputs
@@ -367,7 +355,7 @@ class TrainWidget(QWidget):
 
         from napari_unetseg.core.training.finetune import FineTuneError, check_pairs, fine_tune
 
-        if self._worker is not None:
+        if self.busy:
             return
         try:
             pairs = check_pairs(self.training_pairs())
@@ -382,9 +370,8 @@ class TrainWidget(QWidget):
                       epochs=int(self.epochs.value) or None, lr=float(self.lr.value),
                       hold_out=hold, tune_thresholds=bool(self.tune.value),
                       int8_in_child=True,
-                      on_epoch=self._relay.epoch.emit, on_step=self._relay.step.emit,
-                      cancel=self._cancel.is_set, log=self._relay.phase.emit)
-        self._cancel.clear()
+                      on_epoch=self.job.tell("epoch"), on_step=self.job.report,
+                      cancel=self.job.cancelled, log=self.job.tell("phase"))
         self.plot.clear()
         self.result = None
         self.remaining_button.setEnabled(False)
@@ -401,21 +388,20 @@ class TrainWidget(QWidget):
         # Python's full garbage collections stop every thread, the UI's too. Building the
         # model makes the training thread run one, which walked all of napari's ~650 000
         # objects for 0.3-0.5 s (gc callbacks in bench_ui_stall.py). Objects alive now are
-        # long-lived (modules, functions, layers): frozen, later collections skip them.
-        # They stay frozen: unfreezing hands the same pause to the next collection.
+        # long-lived (modules, functions, layers): frozen, later collections skip them
+        # while the run lasts (unfrozen when it ends, when nothing competes with the UI).
         gc.freeze()
-        self._worker = start_worker(self, lambda: fine_tune(base, pairs, out, **kwargs),
-                                    returned=self._on_done, errored=self._on_error,
-                                    finished=self._on_finished)
+        self.job.start(lambda: fine_tune(base, pairs, out, **kwargs), returned=self._on_done,
+                       errored=self._on_error, finished=self._on_finished)
 
     def cancel(self) -> None:
         """Stop at the next step; the best model so far is kept."""
-        self._cancel.set()
+        self.job.cancel()
         self.status.setText("Stopping after this step…")
 
     @property
     def busy(self) -> bool:
-        return self._worker is not None
+        return self.job.running
 
     def _fraction(self, done: int = 0, total: int = 1) -> float:
         """The part of the run done: time against the budget, or epochs against theirs."""
@@ -426,16 +412,22 @@ class TrainWidget(QWidget):
         return min(1.0, max(by_time, by_epochs))
 
     def _on_step(self, done: int, total: int) -> None:
-        if self._worker is None:
+        if not self.busy:
             return
         fraction = self._fraction(done, total)
         self.progress_bar.setValue(int(fraction * 1000))
         self.progress_bar.setFormat(
             f"training: %p%   {time_left(fraction, time.perf_counter() - self._started)}")
 
+    def _on_message(self, kind: str, payload) -> None:
+        if kind == "epoch":
+            self._on_epoch(payload)
+        elif kind == "phase":
+            self._on_phase(payload)
+
     def _on_phase(self, text: str) -> None:
         """After training: tuning thresholds, scoring, making the int8 model."""
-        if self._worker is not None and text.startswith("now: "):
+        if self.busy and text.startswith("now: "):
             self.progress_bar.setValue(1000)
             self.progress_bar.setFormat(text[len("now: "):])
 
@@ -475,7 +467,7 @@ class TrainWidget(QWidget):
         self.status.setText(f"Failed: {msg}")
 
     def _on_finished(self) -> None:
-        self._worker = None
+        gc.unfreeze()
         self.progress_bar.setVisible(False)
         self.train_button.setEnabled(True)
         self.cancel_button.setEnabled(False)

@@ -25,17 +25,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_unetseg.core.io.folder import ImageFolder
+
 from .browse_export import LabelExport
 from .common import scroll_layout
 from .layer_keys import AXES_KEY, PROVENANCE_KEY, STATE_KEY
 from .viewer_session import BROWSE, ViewerSession, real_viewer
 
 DONE = "✓ "
-
-
-def default_output(folder: Path) -> Path:
-    """``labels/`` inside the image folder: one per folder, never shared by two folders."""
-    return folder / "labels"
 
 
 class BrowseWidget(LabelExport, QWidget):
@@ -50,15 +47,12 @@ class BrowseWidget(LabelExport, QWidget):
         self.session.register(BROWSE, self)
         #: The user painted on the current labels (as opposed to a fresh segmentation).
         self.edited = False
-        self.images: list[Path] = []
+        #: The folder's images and the rules about their label files (core).
+        self.folder = ImageFolder()
         self.index: int | None = None
-        self.out_dir: Path | None = None
         self.image_layer = None
         self.labels_layer = None
         self.dirty = False
-        #: After "Segment the remaining images": labels nobody corrected that another model
-        #: made are segmented again with the model in use.
-        self.redo_uncorrected = False
 
         self._make_controls()
         self._lay_out()
@@ -147,43 +141,38 @@ class BrowseWidget(LabelExport, QWidget):
         if folder:
             self.out_edit.setText(folder)
             if self.images:
-                self.out_dir = Path(folder)
+                self.folder.out_dir = Path(folder)
                 self._refresh_list()
 
     def open_folder(self, folder: str | Path, out_dir: str | Path | None = None) -> None:
         """List the folder's images and open the first one without saved labels."""
         from napari.utils.notifications import show_error
 
-        from napari_unetseg.core.io.images import ImageReadError, list_images
+        from napari_unetseg.core.io.images import ImageReadError
 
         self._leave_current()
-        folder = Path(folder).expanduser()
         try:
-            images = list_images(folder)
+            opened = ImageFolder.open(folder, out_dir)
         except ImageReadError as exc:
             show_error(str(exc))
             return
-        if not images:
-            show_error(f"No images (PNG, TIFF, JPEG) in {folder}")
-            return
-        self.images = images
-        self.out_dir = Path(out_dir).expanduser() if out_dir else default_output(folder)
-        self.folder_edit.setText(str(folder))
+        self.folder = opened
+        self.folder_edit.setText(str(Path(folder).expanduser()))
         self.out_edit.setText(str(self.out_dir))
         self._refresh_list()
-        todo = [i for i, p in enumerate(images) if not self.label_path(p).exists()]
         self.index = None
-        self.open_image(todo[0] if todo else 0)
+        self.open_image(opened.first_without_labels())
+
+    @property
+    def images(self) -> list[Path]:
+        return self.folder.images
+
+    @property
+    def out_dir(self) -> Path | None:
+        return self.folder.out_dir
 
     def label_path(self, image: Path) -> Path:
-        from napari_unetseg.core.io.folder import label_file
-
-        return label_file(self.out_dir, self.images, image)
-
-    def _foreign(self, provenance: dict, image: Path) -> bool:
-        from napari_unetseg.core.io.folder import is_foreign
-
-        return is_foreign(provenance, image)
+        return self.folder.label_path(image)
 
     def _refresh_list(self) -> None:
         self.list.clear()
@@ -197,7 +186,7 @@ class BrowseWidget(LabelExport, QWidget):
         self.next_button.setEnabled(
             bool(self.images) and self.index is not None and self.index < len(self.images) - 1
         )
-        done = sum(self.label_path(p).exists() for p in self.images) if self.out_dir else 0
+        done = self.folder.labelled_count()
         if self.images:
             self.status_label.setText(
                 f"Image {self.index + 1} of {len(self.images)}; {done} with saved labels.")
@@ -233,23 +222,15 @@ class BrowseWidget(LabelExport, QWidget):
         rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
         self.image_layer = self.viewer.add_image(image, name=path.stem, rgb=rgb)
         saved = self.label_path(path)
-        if saved.exists() and self.auto_check.isChecked() and self._outdated(path):
+        if (saved.exists() and self.auto_check.isChecked()
+                and self.folder.outdated(path, self.session.model)):
             self._segment(path.stem)  # a model's labels, nobody corrected: the new model's
         elif saved.exists():
             labels, axes, prov = read_label_tiff(saved)
             plane = image.shape[:2] if not rgb or image.ndim == 3 else image.shape[-3:-1]
-            if self._foreign(prov, path):
-                show_error(f"{saved} holds the labels of {prov.get('source_folder', '')}"
-                           f"/{prov.get('source')}, not of {path}; they are not shown and "
-                           "will not be replaced (choose another 'Labels to' folder)")
-                self.list.setCurrentRow(i)
-                self._update_buttons()
-                return
-            if labels.shape[-2:] != tuple(plane):
-                # Not this image's labels (another folder's file of the same name?): neither
-                # shown over it nor replaced.
-                show_error(f"{saved} is {labels.shape[-2:]} but {path.name} is {tuple(plane)}; "
-                           "those labels are not shown and will not be replaced")
+            refusal = self.folder.refusal(path, prov, labels.shape, plane)
+            if refusal is not None:
+                show_error(refusal)
                 self.list.setCurrentRow(i)
                 self._update_buttons()
                 return
@@ -333,28 +314,18 @@ class BrowseWidget(LabelExport, QWidget):
         """Write the current labels to ``<output>/<image stem>.tif``."""
         from napari.utils.notifications import show_error
 
-        from napari_unetseg.core.io.images import read_label_tiff, write_label_tiff
+        from napari_unetseg.core.io.images import write_label_tiff
 
         if self.labels_layer is None or self.index is None:
             return True
         image = self.images[self.index]
         path = self.label_path(image)
-        if path.exists():
-            try:
-                foreign = self._foreign(read_label_tiff(path)[2], image)
-            except (OSError, ValueError):
-                foreign = True  # not a label file of ours: never replaced
-            if foreign:
-                show_error(f"Not saved: {path} holds another image's labels; choose another "
-                           "'Labels to' folder")
-                return False
+        if not self.folder.may_replace(image):
+            show_error(f"Not saved: {path} holds another image's labels; choose another "
+                       "'Labels to' folder")
+            return False
         md = self.labels_layer.metadata
-        prov = dict(md.get(PROVENANCE_KEY) or {}, source=image.name,
-                    source_folder=str(image.parent))
-        # Corrected by hand now or in an earlier session: the training panel offers these.
-        # Labels not made by a model (no "model" in their record) were made by someone.
-        prov["edited_by_hand"] = bool(self.edited or prov.get("edited_by_hand",
-                                                              "model" not in prov))
+        prov = self.folder.save_record(md.get(PROVENANCE_KEY), image, self.edited)
         try:
             # The file holds this image's own labels, loaded or made in this panel, so
             # replacing it is the save the user asked for.
@@ -398,7 +369,7 @@ class BrowseWidget(LabelExport, QWidget):
     def saved_pairs(self) -> list[tuple[Path, Path]]:
         """(image, labels file) of the folder's images whose saved labels someone corrected
         (or that no model made)."""
-        return [(p, self.label_path(p)) for p in self.images if self._corrected(p)]
+        return self.folder.corrected_pairs()
 
     def segment_remaining(self) -> None:
         """Go to the first image without corrected labels and segment it with the model in
@@ -406,26 +377,11 @@ class BrowseWidget(LabelExport, QWidget):
         segmented again as the user moves through the folder."""
         from napari.utils.notifications import show_info
 
-        todo = [i for i, p in enumerate(self.images) if not self._corrected(p)]
+        todo = self.folder.uncorrected()
         if not todo:
             show_info("Every image of the folder has corrected labels")
             return
         self.auto_check.setChecked(True)
-        self.redo_uncorrected = True
+        self.folder.redo_uncorrected = True
         self.open_image(todo[0])
-
-    def _corrected(self, image: Path) -> bool:
-        """Saved labels that someone corrected (or that were not made by a model)."""
-        return self._saved_record(image).get("edited_by_hand", False)
-
-    def _saved_record(self, image: Path) -> dict:
-        from napari_unetseg.core.io.folder import saved_record
-
-        return saved_record(self.label_path(image))
-
-    def _outdated(self, image: Path) -> bool:
-        """Uncorrected labels made by another model than the one in use."""
-        record = self._saved_record(image)
-        return (self.redo_uncorrected and bool(record) and not record["edited_by_hand"]
-                and record.get("model") != self.session.model)
 

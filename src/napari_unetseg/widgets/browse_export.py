@@ -68,10 +68,7 @@ class LabelExport:
 
         if not self._leave_current():
             return
-        saved = [p for p in self.images if self.label_path(p).exists()]
-        include = self.include_uncorrected.isChecked()
-        done = [p for p in saved if include or self._corrected(p)]
-        left_out = len(saved) - len(done)
+        done, left_out = self.folder.to_export(self.include_uncorrected.isChecked())
         if not done:
             show_error("No corrected labels to export yet" + (
                 f" ({left_out} image(s) have labels nobody corrected: tick 'Include labels "

@@ -326,9 +326,9 @@ class TrainWidget(QWidget):
             return browser.out_dir.parent / f"unetseg_model_{stamp}.pt"
         return Path.home() / "napari-unetseg-models" / f"unetseg_model_{stamp}.pt"
 
-    def training_pairs(self):
-        """The pairs to train on, read now (a snapshot); FineTuneError when none."""
-        from napari_unetseg.core.io.images import read_image, read_labels
+    def training_sources(self) -> list:
+        """What to train on, without reading a file: (image, labels) file pairs of the
+        browsed folder, or one TrainingPair of the chosen layers; FineTuneError when none."""
         from napari_unetseg.core.training.finetune import FineTuneError, TrainingPair
 
         if self.source.value == FROM_BROWSER:
@@ -337,8 +337,7 @@ class TrainWidget(QWidget):
                 raise FineTuneError("nothing to train on: no images of the browsed folder have "
                                     "saved, corrected labels (open a folder in 'Browse folder "
                                     "and export', correct and save some)")
-            return [TrainingPair(Path(i).name, read_image(i), read_labels(lp))
-                    for i, lp in chosen]
+            return list(chosen)
         image, labels = self.image_layer.value, self.labels_layer.value
         if image is None or labels is None:
             raise FineTuneError("nothing to train on: choose an image layer and its Labels "
@@ -353,19 +352,25 @@ class TrainWidget(QWidget):
         """Start fine-tuning in a worker thread."""
         from napari.utils.notifications import show_error
 
-        from napari_unetseg.core.training.finetune import FineTuneError, check_pairs, fine_tune
+        from napari_unetseg.core.training.finetune import (
+            FineTuneError,
+            TrainingPair,
+            fine_tune,
+            read_pairs,
+        )
 
         if self.busy:
             return
         try:
-            pairs = check_pairs(self.training_pairs())
+            sources = self.training_sources()
         except (FineTuneError, OSError, ValueError) as exc:
             show_error(str(exc))
             self.status.setText(str(exc))
             return
+        names = [s.name if isinstance(s, TrainingPair) else Path(s[0]).name for s in sources]
         base = self.base_model()
         out = self.output_path()
-        hold = bool(self.hold_out.value) and len(pairs) >= 2
+        hold = bool(self.hold_out.value) and len(sources) >= 2
         kwargs = dict(minutes=float(self.minutes.value),
                       epochs=int(self.epochs.value) or None, lr=float(self.lr.value),
                       hold_out=hold, tune_thresholds=bool(self.tune.value),
@@ -377,8 +382,8 @@ class TrainWidget(QWidget):
         self.remaining_button.setEnabled(False)
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.status.setText(f"Training on {len(pairs) - hold} image(s) from {Path(base).name}"
-                            + (f", holding out {pairs[-1].name}" if hold else "") + "…")
+        self.status.setText(f"Training on {len(names) - hold} image(s) from {Path(base).name}"
+                            + (f", holding out {names[-1]}" if hold else "") + "…")
         self._started, self._epochs_done = time.perf_counter(), 0
         self._budget = (float(self.minutes.value) * 60, int(self.epochs.value) or None)
         self.progress_bar.setRange(0, 1000)
@@ -391,8 +396,15 @@ class TrainWidget(QWidget):
         # long-lived (modules, functions, layers): frozen, later collections skip them
         # while the run lasts (unfrozen when it ends, when nothing competes with the UI).
         gc.freeze()
-        self.job.start(lambda: fine_tune(base, pairs, out, **kwargs), returned=self._on_done,
-                       errored=self._on_error, finished=self._on_finished)
+
+        def work():
+            # The images are read here, off the UI thread (a folder of large TIFFs takes
+            # seconds), as a snapshot: later edits do not change the run.
+            pairs = sources if isinstance(sources[0], TrainingPair) else read_pairs(sources)
+            return fine_tune(base, pairs, out, **kwargs)
+
+        self.job.start(work, returned=self._on_done, errored=self._on_error,
+                       finished=self._on_finished)
 
     def cancel(self) -> None:
         """Stop at the next step; the best model so far is kept."""

@@ -6,6 +6,7 @@ No Qt: the folder browser asks these questions, and so can a script.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -59,4 +60,116 @@ def saved_record(path: Path) -> dict:
     return dict(prov, edited_by_hand=prov.get("edited_by_hand", "model" not in prov))
 
 
-__all__ = ["is_foreign", "label_file", "saved_record"]
+def default_output(folder: Path) -> Path:
+    """``labels/`` inside the image folder: one per folder, never shared by two folders."""
+    return Path(folder) / "labels"
+
+
+@dataclass
+class ImageFolder:
+    """The images of a folder being corrected and the rules about their label files.
+
+    The folder browser keeps one; so can a script that walks a folder as the browser does.
+
+    Attributes
+    ----------
+    images : list of Path
+    out_dir : Path
+        Where the label files go (``<out_dir>/<stem>.tif``, see :func:`label_file`).
+    redo_uncorrected : bool
+        Labels nobody corrected that another model made count as outdated (after "Segment
+        the remaining images" with a new model).
+    """
+
+    images: list[Path] = field(default_factory=list)
+    out_dir: Path | None = None
+    redo_uncorrected: bool = False
+
+    @classmethod
+    def open(cls, folder: str | Path, out_dir: str | Path | None = None) -> ImageFolder:
+        """The images of ``folder``; ValueError (ImageReadError) when it has none."""
+        from .images import ImageReadError, list_images
+
+        folder = Path(folder).expanduser()
+        images = list_images(folder)
+        if not images:
+            raise ImageReadError(f"No images (PNG, TIFF, JPEG) in {folder}")
+        return cls(images, Path(out_dir).expanduser() if out_dir else default_output(folder))
+
+    def label_path(self, image: Path) -> Path:
+        return label_file(self.out_dir, self.images, image)
+
+    def has_labels(self, image: Path) -> bool:
+        return self.out_dir is not None and self.label_path(image).exists()
+
+    def labelled_count(self) -> int:
+        return sum(self.has_labels(p) for p in self.images)
+
+    def first_without_labels(self) -> int:
+        """The index to open first: the first image without saved labels (else 0)."""
+        return next((i for i, p in enumerate(self.images) if not self.has_labels(p)), 0)
+
+    def corrected(self, image: Path) -> bool:
+        """Saved labels that someone corrected (or that were not made by a model)."""
+        return saved_record(self.label_path(image)).get("edited_by_hand", False)
+
+    def uncorrected(self) -> list[int]:
+        """Indices of the images without corrected labels."""
+        return [i for i, p in enumerate(self.images) if not self.corrected(p)]
+
+    def outdated(self, image: Path, model: str) -> bool:
+        """Uncorrected labels made by another model than ``model`` (after
+        :attr:`redo_uncorrected` was set)."""
+        record = saved_record(self.label_path(image))
+        return (self.redo_uncorrected and bool(record) and not record["edited_by_hand"]
+                and record.get("model") != model)
+
+    def corrected_pairs(self) -> list[tuple[Path, Path]]:
+        """(image, labels file) of every image whose saved labels someone corrected."""
+        return [(p, self.label_path(p)) for p in self.images if self.corrected(p)]
+
+    def to_export(self, include_uncorrected: bool) -> tuple[list[Path], int]:
+        """The images whose labels an export takes, and how many saved ones it leaves out."""
+        saved = [p for p in self.images if self.has_labels(p)]
+        done = [p for p in saved if include_uncorrected or self.corrected(p)]
+        return done, len(saved) - len(done)
+
+    def refusal(self, image: Path, provenance: dict, labels_shape, plane_shape) -> str | None:
+        """Why saved labels must be neither shown over ``image`` nor replaced, or None."""
+        saved = self.label_path(image)
+        if is_foreign(provenance, image):
+            return (f"{saved} holds the labels of {provenance.get('source_folder', '')}/"
+                    f"{provenance.get('source')}, not of {image}; they are not shown and "
+                    "will not be replaced (choose another 'Labels to' folder)")
+        if tuple(labels_shape[-2:]) != tuple(plane_shape):
+            # Another folder's file of the same name, say.
+            return (f"{saved} is {tuple(labels_shape[-2:])} but {image.name} is "
+                    f"{tuple(plane_shape)}; those labels are not shown and will not be "
+                    "replaced")
+        return None
+
+    def may_replace(self, image: Path) -> bool:
+        """Whether saving over ``image``'s label file is safe (it is not another image's)."""
+        from .images import read_label_tiff
+
+        path = self.label_path(image)
+        if not path.exists():
+            return True
+        try:
+            return not is_foreign(read_label_tiff(path)[2], image)
+        except (OSError, ValueError):
+            return False  # not a label file of ours: never replaced
+
+    @staticmethod
+    def save_record(provenance: dict, image: Path, edited: bool) -> dict:
+        """The provenance saved with ``image``'s labels.
+
+        Corrected by hand now or in an earlier session: the training panel offers these.
+        Labels not made by a model (no ``model`` in their record) were made by someone.
+        """
+        prov = dict(provenance or {}, source=image.name, source_folder=str(image.parent))
+        prov["edited_by_hand"] = bool(edited or prov.get("edited_by_hand", "model" not in prov))
+        return prov
+
+
+__all__ = ["ImageFolder", "default_output", "is_foreign", "label_file", "saved_record"]

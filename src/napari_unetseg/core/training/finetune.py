@@ -62,6 +62,13 @@ def check_pairs(pairs: list[TrainingPair]) -> list[TrainingPair]:
     return good
 
 
+def read_pairs(files: list[tuple[Path, Path]]) -> list[TrainingPair]:
+    """Training pairs from (image file, label file) pairs, read now (a snapshot)."""
+    from ..io.images import read_image, read_labels
+
+    return [TrainingPair(Path(i).name, read_image(i), read_labels(lp)) for i, lp in files]
+
+
 def held_out_count(n_pairs: int, hold_out: bool | int | None) -> int:
     """How many of ``n_pairs`` images are held out to score before/after.
 
@@ -374,4 +381,4 @@ def _write_result(work: Path, out: Path, base, train_set, val_set, before, after
 
 __all__ = ["FINETUNE_DEFAULTS", "FineTuneError", "FineTuneSettings", "TrainingPair",
            "check_pairs", "fine_tune", "free_path", "held_out_count", "held_out_score",
-           "should_use"]
+           "read_pairs", "should_use"]

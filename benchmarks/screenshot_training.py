@@ -47,6 +47,7 @@ def main(out: str, epochs: str = "4") -> None:
     train = panel("Train on corrected labels")
     wait_for(app, lambda: seg.model_panel.predictor is not None)
     browse.open_folder(folder)
+    wait_for(app, lambda: not browse.busy)
     train.refresh()
     train.epochs.value = int(epochs)
     train.train()

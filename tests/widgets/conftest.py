@@ -21,3 +21,17 @@ def errors(monkeypatch):
     seen = []
     monkeypatch.setattr(notes, "show_error", lambda msg: seen.append(msg))
     return seen
+
+
+def settle(panel, timeout: float = 60.0) -> None:
+    """Let Qt run until ``panel``'s background job (reading an image, exporting) is done."""
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout
+    while panel.busy:
+        if time.monotonic() > end:
+            raise TimeoutError(f"{type(panel).__name__} still busy after {timeout} s")
+        QApplication.processEvents()
+        time.sleep(0.01)

@@ -13,6 +13,8 @@ from napari_unetseg.widgets.edit import EditWidget
 from napari_unetseg.widgets.segment import SegmentWidget
 from tests.conftest import SAMPLES
 
+from .conftest import settle
+
 
 @pytest.fixture
 def gt_layer(make_napari_viewer):
@@ -125,6 +127,7 @@ def test_browse_segment_edit_quit_and_resume(make_napari_viewer, qtbot, tmp_path
     qtbot.waitUntil(lambda: seg.model_panel.predictor is not None, timeout=60_000)
     browse = BrowseWidget(viewer)
     browse.open_folder(folder)
+    settle(browse)
     # Labels go inside the image folder: sibling folders never share (or overwrite) them.
     assert browse.out_dir == folder / "labels" and browse.index == 0
     qtbot.waitUntil(lambda: browse.labels_layer is not None and not seg.busy,
@@ -132,6 +135,7 @@ def test_browse_segment_edit_quit_and_resume(make_napari_viewer, qtbot, tmp_path
     # Edit image 1, move on: it is saved with the edit.
     browse.labels_layer.data_setitem(np.nonzero(_square(browse.labels_layer.data.shape)), 777)
     browse.next()
+    settle(browse)
     saved = tifffile.imread(folder / "labels" / "a_fluo.tif")
     assert (saved[_square(saved.shape)] == 777).all()
     qtbot.waitUntil(lambda: browse.labels_layer is not None and not seg.busy,
@@ -145,20 +149,24 @@ def test_browse_segment_edit_quit_and_resume(make_napari_viewer, qtbot, tmp_path
     again = BrowseWidget(viewer2)
     again.auto_check.setChecked(False)
     again.open_folder(folder)
+    settle(again)
     assert again.index == 2
     assert [again.list.item(i).text().startswith("✓") for i in range(3)] == [True, True, False]
     again.open_image(0)
+    settle(again)
     assert (again.labels_layer.data[_square(saved.shape)] == 777).all()
 
     # Export all: the corrected labels only, unless asked (b_tissue was never corrected).
     only = tmp_path / "corrected"
     again.export_all(str(only))
+    settle(again)
     assert sorted(p.name for p in only.iterdir()) == ["labels_stack.tif", "objects.csv"]
     assert {r["image"] for r in csv.DictReader(open(only / "objects.csv"))} == {"a_fluo"}
     # With the uncorrected ones: the images differ in shape, one TIFF each plus one CSV.
     again.include_uncorrected.setChecked(True)
     out = tmp_path / "export"
     again.export_all(str(out))
+    settle(again)
     assert sorted(p.name for p in out.iterdir()) == ["a_fluo.tif", "b_tissue.tif", "objects.csv"]
     back = tifffile.imread(out / "a_fluo.tif")
     assert np.array_equal(back, saved)

@@ -11,6 +11,8 @@ from napari_unetseg.widgets.common import MAX_PANEL_WIDTH
 from napari_unetseg.widgets.segment import SegmentWidget
 from tests.conftest import SAMPLES
 
+from .conftest import settle
+
 PANELS = ("Segment nuclei (U-Net)", "Edit labels", "Browse folder and export",
           "Train on corrected labels")
 
@@ -45,6 +47,7 @@ def test_closing_the_window_saves_edited_labels(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     browse = BrowseWidget(viewer)
     browse.open_folder(folder)
+    settle(browse)
     layer = browse.labels_layer
     layer.selected_label = 999
     layer.data_setitem(np.nonzero(np.ones((20, 20), bool)), 999)  # painted by hand

@@ -11,6 +11,8 @@ import pytest
 from napari_unetseg.core.io.images import read_label_tiff
 from tests.conftest import SAMPLES
 
+from .conftest import settle
+
 PLUGIN = "napari-unetseg"
 
 
@@ -55,12 +57,14 @@ def test_browse_correct_train_and_segment_the_rest_from_the_plugin_menu(
     qtbot.waitUntil(lambda: seg.model_panel.predictor is not None, timeout=120_000)
 
     browse.open_folder(folder)
+    settle(browse)
     corrected = []
     for _ in range(2):
         layer = _segmented(qtbot, browse, seg)
         name = browse.images[browse.index].name
         _merge_two_objects(edit, layer)
         browse.next_button.click()  # saves the corrected labels, shows the next image
+        settle(browse)
         saved = folder / "labels" / f"{browse.images[browse.index - 1].stem}.tif"
         assert saved.exists(), "Next did not save the corrected labels"
         assert read_label_tiff(saved)[2]["edited_by_hand"]
@@ -82,6 +86,7 @@ def test_browse_correct_train_and_segment_the_rest_from_the_plugin_menu(
     # is segmented again with the new model.
     assert train.remaining_button.isEnabled()
     train.remaining_button.click()
+    settle(browse)
     assert browse.images[browse.index].name == "tissue_stained.png"
     layer = _segmented(qtbot, browse, seg)
     assert layer.metadata["unetseg_provenance"]["model"] == new_model

@@ -10,6 +10,8 @@ from napari_unetseg.widgets.browse import BrowseWidget
 from napari_unetseg.widgets.train import TrainWidget
 from tests.conftest import SAMPLES
 
+from .conftest import settle
+
 
 def test_same_stem_images_keep_their_own_labels(make_napari_viewer, tmp_path):
     folder = tmp_path / "imgs"
@@ -20,6 +22,7 @@ def test_same_stem_images_keep_their_own_labels(make_napari_viewer, tmp_path):
     browse = BrowseWidget(viewer)
     browse.auto_check.setChecked(False)
     browse.open_folder(folder)
+    settle(browse)
     assert browse.label_path(folder / "a.png") != browse.label_path(folder / "a.tif")
     # A labels layer the user makes by hand is saved like any other.
     shown = browse.images[browse.index]
@@ -28,6 +31,7 @@ def test_same_stem_images_keep_their_own_labels(make_napari_viewer, tmp_path):
     assert browse.labels_layer is layer
     layer.data_setitem(np.nonzero(np.ones((5, 5), bool)), 3)
     browse.next()
+    settle(browse)
     labels, _, prov = read_label_tiff(browse.label_path(shown))
     assert (labels[:5, :5] == 3).all() and prov["edited_by_hand"]
 
@@ -42,11 +46,13 @@ def test_a_shared_labels_folder_never_mixes_two_folders(make_napari_viewer, tmp_
     browse = BrowseWidget(viewer)
     browse.auto_check.setChecked(False)
     browse.open_folder(first, shared)
+    settle(browse)
     layer = viewer.add_labels(np.zeros((256, 320), np.uint16), name="by hand")
     layer.data_setitem(np.nonzero(np.ones((4, 4), bool)), 7)
     assert browse.save()
     saved = (shared / "t.tif").read_bytes()
     browse.open_folder(second, shared)  # another folder, same "Labels to"
+    settle(browse)
     assert any("not shown" in e for e in errors)
     assert browse.labels_layer is None
     assert (shared / "t.tif").read_bytes() == saved

@@ -11,6 +11,8 @@ from napari_unetseg.widgets.model_panel import recent_checkpoints
 from napari_unetseg.widgets.segment import SegmentWidget
 from tests.conftest import SAMPLES
 
+from .conftest import settle
+
 
 def test_a_malformed_checkpoint_is_refused_and_never_becomes_current(
         make_napari_viewer, qtbot, tiny_model_path, tmp_path, errors):
@@ -40,6 +42,7 @@ def test_labels_of_another_size_are_neither_shown_nor_replaced(make_napari_viewe
     browse = BrowseWidget(viewer)
     browse.auto_check.setChecked(False)
     browse.open_folder(folder)
+    settle(browse)
     assert errors and "not shown" in errors[-1]
     assert browse.labels_layer is None
     browse.save()

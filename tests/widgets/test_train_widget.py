@@ -10,6 +10,8 @@ from napari_unetseg.widgets.segment import SegmentWidget
 from napari_unetseg.widgets.train import FROM_LAYERS, TrainWidget
 from tests.conftest import SAMPLES
 
+from .conftest import settle
+
 
 @pytest.fixture
 def corrected_folder(tmp_path):
@@ -30,6 +32,7 @@ def _panels(make_napari_viewer, qtbot, model, folder):
     browse = BrowseWidget(viewer)
     browse.auto_check.setChecked(False)
     browse.open_folder(folder)
+    settle(browse)
     train = TrainWidget(viewer)
     viewer.window.add_dock_widget(train)
     return viewer, seg, browse, train

@@ -29,10 +29,22 @@ from napari_unetseg.core.io.folder import ImageFolder
 
 from .browse_export import LabelExport
 from .common import scroll_layout
+from .jobs import Job
 from .layer_keys import AXES_KEY, PROVENANCE_KEY, STATE_KEY
 from .viewer_session import BROWSE, ViewerSession, real_viewer
 
 DONE = "✓ "
+
+
+def read_for_display(folder: ImageFolder, path: Path, model: str):
+    """Worker: the image, its saved labels (labels, axes, provenance) or None, and whether
+    those labels are outdated (a model's, nobody corrected, not ``model``'s)."""
+    from napari_unetseg.core.io.images import read_image, read_label_tiff
+
+    image = read_image(path)
+    if not folder.has_labels(path):
+        return image, None, False
+    return image, read_label_tiff(folder.label_path(path)), folder.outdated(path, model)
 
 
 class BrowseWidget(LabelExport, QWidget):
@@ -50,6 +62,7 @@ class BrowseWidget(LabelExport, QWidget):
         #: The folder's images and the rules about their label files (core).
         self.folder = ImageFolder()
         self.index: int | None = None
+        self.job = Job(self)
         self.image_layer = None
         self.labels_layer = None
         self.dirty = False
@@ -201,19 +214,32 @@ class BrowseWidget(LabelExport, QWidget):
             self.open_image(self.index - 1)
 
     def open_image(self, i: int) -> None:
-        """Open image ``i`` with its saved labels (or segment it); save the current first."""
+        """Open image ``i`` with its saved labels (or segment it); save the current first.
+
+        The files are read in a worker thread (large TIFFs take seconds); the layers appear
+        when they are read. Moves asked for meanwhile are ignored.
+        """
+        if self.busy or not self._leave_current():
+            return
+        path, saved = self.images[i], self.label_path(self.images[i])
+        folder, model = self.folder, self.session.model
+        self.status_label.setText(f"Opening {path.name}…")
+        self.job.start(lambda: read_for_display(folder, path, model),
+                       returned=lambda r: self._show_read(i, path, saved, *r),
+                       errored=self._on_read_error, finished=self._update_buttons)
+
+    def _on_read_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
 
-        from napari_unetseg.core.io.images import ImageReadError, read_image, read_label_tiff
+        from .common import first_line
 
-        if not self._leave_current():
-            return
-        path = self.images[i]
-        try:
-            image = read_image(path)
-        except ImageReadError as exc:
-            show_error(str(exc))
-            return
+        show_error(first_line(exc))
+        self.status_label.setText(first_line(exc))
+
+    def _show_read(self, i: int, path: Path, saved: Path, image, stored, redo: bool) -> None:
+        """Show what :func:`read_for_display` read for image ``i``."""
+        from napari.utils.notifications import show_error
+
         for layer in (self.image_layer, self.labels_layer):
             if layer is not None and layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
@@ -221,26 +247,25 @@ class BrowseWidget(LabelExport, QWidget):
         self.labels_layer = None
         rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
         self.image_layer = self.viewer.add_image(image, name=path.stem, rgb=rgb)
-        saved = self.label_path(path)
-        if (saved.exists() and self.auto_check.isChecked()
-                and self.folder.outdated(path, self.session.model)):
-            self._segment(path.stem)  # a model's labels, nobody corrected: the new model's
-        elif saved.exists():
-            labels, axes, prov = read_label_tiff(saved)
+        if stored is not None and not (redo and self.auto_check.isChecked()):
+            labels, axes, prov = stored
             plane = image.shape[:2] if not rgb or image.ndim == 3 else image.shape[-3:-1]
             refusal = self.folder.refusal(path, prov, labels.shape, plane)
             if refusal is not None:
                 show_error(refusal)
-                self.list.setCurrentRow(i)
-                self._update_buttons()
-                return
-            self._track(self.viewer.add_labels(
-                labels, name=f"{path.stem} labels",
-                metadata={AXES_KEY: axes, PROVENANCE_KEY: prov}))
+            else:
+                self._track(self.viewer.add_labels(
+                    labels, name=f"{path.stem} labels",
+                    metadata={AXES_KEY: axes, PROVENANCE_KEY: prov}))
         elif self.auto_check.isChecked():
+            # No labels yet, or a model's labels nobody corrected: the model in use's.
             self._segment(path.stem)
         self.list.setCurrentRow(i)
-        self._update_buttons()
+
+    @property
+    def busy(self) -> bool:
+        """An image is being read."""
+        return self.job.running
 
     def _segment(self, name: str) -> None:
         from napari.utils.notifications import show_info

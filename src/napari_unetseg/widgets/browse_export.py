@@ -66,7 +66,7 @@ class LabelExport:
         from napari_unetseg.core.io.export import export_label_set
         from napari_unetseg.core.io.images import read_image, read_label_tiff
 
-        if not self._leave_current():
+        if self.busy or not self._leave_current():
             return
         done, left_out = self.folder.to_export(self.include_uncorrected.isChecked())
         if not done:
@@ -87,14 +87,19 @@ class LabelExport:
             overwrite = True
         else:
             overwrite = False
-        try:
-            written = export_label_set(
-                [p.stem for p in done], [read_label_tiff(self.label_path(p))[0] for p in done],
-                out_dir, images=[read_image(p) for p in done], overwrite=overwrite)
-        except (FileExistsError, ValueError, OSError) as exc:
-            show_error(str(exc))
-            return
-        show_info(f"Exported {len(done)} images to {', '.join(p.name for p in written)}"
-                  + (f"; {left_out} with labels nobody corrected were left out" if left_out
-                     else ""))
+        files = [(p, self.label_path(p)) for p in done]
+
+        def work():  # the files are read off the UI thread
+            return export_label_set(
+                [p.stem for p, _ in files], [read_label_tiff(lp)[0] for _, lp in files],
+                out_dir, images=[read_image(p) for p, _ in files], overwrite=overwrite)
+
+        def exported(written):
+            show_info(f"Exported {len(done)} images to {', '.join(p.name for p in written)}"
+                      + (f"; {left_out} with labels nobody corrected were left out"
+                         if left_out else ""))
+
+        self.status_label.setText(f"Exporting {len(done)} images…")
+        self.job.start(work, returned=exported, errored=lambda exc: show_error(str(exc)),
+                       finished=self._update_buttons)
 

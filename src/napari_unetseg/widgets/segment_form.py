@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from napari_unetseg.core.base.choices import STACK_MODES
+
 from .common import follow_layers, layer_picker
 from .session import ImageView
 
 SCOPES = ("Current plane", "Whole stack")
-STACK_MODES = {
+#: What each stack mode means to a user (the drop-down's tooltip); the modes are core's.
+STACK_MODE_HELP = {
     "3d": "One id per nucleus: the model's maps from XY, XZ and YZ views (stretched by the "
           "voxel size) are averaged and one 3D watershed separates the nuclei (the most "
           "accurate; the whole stack)",
@@ -83,8 +86,9 @@ class SegmentForm:
         self.scope = ComboBox(label="Planes", choices=SCOPES,
                               tooltip="For stacks: the plane on screen, or every plane")
         self.stack_mode = ComboBox(
-            label="Through Z", choices=list(STACK_MODES), value="3d",
-            tooltip="\n".join(f"{k}: {v}" for k, v in STACK_MODES.items()))
+            label="Through Z", choices=[m for m in STACK_MODES if m in STACK_MODE_HELP],
+            value="3d", tooltip="\n".join(f"{m}: {STACK_MODE_HELP[m]}" for m in STACK_MODES
+                                          if m in STACK_MODE_HELP))
         self.voxel = [FloatSpinBox(min=0.001, max=1000.0, step=0.1, value=1.0,
                                    tooltip=VOXEL_TIP) for _ in "ZYX"]
         for box in self.voxel:

@@ -310,8 +310,10 @@ class TrainWidget(QWidget):
         self.base_label.setText(f"Starting from {name} (the model in use)")
 
     def _update_hold_out(self) -> None:
+        from napari_unetseg.core.training.finetune import held_out_count
+
         n = len(self._checked()) if self.source.value == FROM_BROWSER else 1
-        self.hold_out.value = n >= 3
+        self.hold_out.value = held_out_count(n, None) > 0  # core's default rule
 
     def _checked(self) -> list[tuple[str, str]]:
         items = (self.images_list.item(i) for i in range(self.images_list.count()))
@@ -356,6 +358,7 @@ class TrainWidget(QWidget):
             FineTuneError,
             TrainingPair,
             fine_tune,
+            held_out_if_possible,
             read_pairs,
         )
 
@@ -370,7 +373,7 @@ class TrainWidget(QWidget):
         names = [s.name if isinstance(s, TrainingPair) else Path(s[0]).name for s in sources]
         base = self.base_model()
         out = self.output_path()
-        hold = bool(self.hold_out.value) and len(sources) >= 2
+        hold = held_out_if_possible(len(sources), bool(self.hold_out.value))
         kwargs = dict(minutes=float(self.minutes.value),
                       epochs=int(self.epochs.value) or None, lr=float(self.lr.value),
                       hold_out=hold, tune_thresholds=bool(self.tune.value),

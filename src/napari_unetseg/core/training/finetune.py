@@ -85,6 +85,15 @@ def held_out_count(n_pairs: int, hold_out: bool | int | None) -> int:
     return k
 
 
+def held_out_if_possible(n_pairs: int, wanted: bool) -> int:
+    """One image held out when ``wanted`` and at least two images remain to train on one.
+
+    >>> [held_out_if_possible(n, wanted) for n, wanted in ((1, True), (2, True), (5, False))]
+    [0, 1, 0]
+    """
+    return 1 if wanted and n_pairs >= 2 else 0
+
+
 def should_use(before: float | None, after: float | None) -> bool:
     """Whether a fine-tuned model replaces the one it started from.
 
@@ -380,5 +389,5 @@ def _write_result(work: Path, out: Path, base, train_set, val_set, before, after
 
 
 __all__ = ["FINETUNE_DEFAULTS", "FineTuneError", "FineTuneSettings", "TrainingPair",
-           "check_pairs", "fine_tune", "free_path", "held_out_count", "held_out_score",
-           "read_pairs", "should_use"]
+           "check_pairs", "fine_tune", "free_path", "held_out_count", "held_out_if_possible",
+           "held_out_score", "read_pairs", "should_use"]

@@ -376,10 +376,11 @@ def _cmd_predict(args) -> int:
     # Loaded here first (and kept for this process's tasks): a bad checkpoint is one line
     # before any work is sent anywhere.
     predictor = loaded(spec)
-    overrides = tuple((k, getattr(args, k)) for k in ("mask_threshold", "seed_threshold",
-                                                      "min_size") if getattr(args, k) is not None)
+    from napari_unetseg.core.base.thresholds import KEYS, Thresholds
+
+    overrides = {k: getattr(args, k) for k in KEYS if getattr(args, k) is not None}
     print(f"model {args.model} on {predictor.device} ({predictor.backend}); thresholds "
-          f"{dict(predictor.thresholds, **dict(overrides))}", file=sys.stderr)
+          f"{Thresholds.over(predictor.thresholds, overrides).as_dict()}", file=sys.stderr)
     job = PredictJob(
         model=spec, thresholds=overrides, axes=args.axes, tile=args.tile, tta=args.tta,
         diameter=args.diameter, mode=args.mode, stitch_iou=args.stitch_iou, track=args.track,

@@ -63,6 +63,8 @@ class BrowseWidget(LabelExport, QWidget):
         self.folder = ImageFolder()
         self.index: int | None = None
         self.job = Job(self)
+        #: The image asked for while another was being read (the last ask wins).
+        self._wanted: int | None = None
         self.image_layer = None
         self.labels_layer = None
         self.dirty = False
@@ -205,28 +207,43 @@ class BrowseWidget(LabelExport, QWidget):
                 f"Image {self.index + 1} of {len(self.images)}; {done} with saved labels.")
 
     # ------------------------------------------------------------------ moving
+    def _current_or_wanted(self) -> int | None:
+        return self._wanted if self._wanted is not None else self.index
+
     def next(self) -> None:
-        if self.index is not None and self.index < len(self.images) - 1:
-            self.open_image(self.index + 1)
+        i = self._current_or_wanted()
+        if i is not None and i < len(self.images) - 1:
+            self.open_image(i + 1)
 
     def previous(self) -> None:
-        if self.index:
-            self.open_image(self.index - 1)
+        i = self._current_or_wanted()
+        if i:
+            self.open_image(i - 1)
 
     def open_image(self, i: int) -> None:
         """Open image ``i`` with its saved labels (or segment it); save the current first.
 
         The files are read in a worker thread (large TIFFs take seconds); the layers appear
-        when they are read. Moves asked for meanwhile are ignored.
+        when they are read. Asked while another image is being read, the last ask is opened
+        next (images pressed past are not opened).
         """
-        if self.busy or not self._leave_current():
+        if self.busy:
+            self._wanted = i
+            return
+        if not self._leave_current():
             return
         path, saved = self.images[i], self.label_path(self.images[i])
         folder, model = self.folder, self.session.model
         self.status_label.setText(f"Opening {path.name}…")
         self.job.start(lambda: read_for_display(folder, path, model),
                        returned=lambda r: self._show_read(i, path, saved, *r),
-                       errored=self._on_read_error, finished=self._update_buttons)
+                       errored=self._on_read_error, finished=self._after_read)
+
+    def _after_read(self) -> None:
+        self._update_buttons()
+        wanted, self._wanted = self._wanted, None
+        if wanted is not None and wanted != self.index:
+            self.open_image(wanted)
 
     def _on_read_error(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error

@@ -35,7 +35,7 @@ class PredictJob:
     """What ``unetseg predict`` does to every input (its command-line options)."""
 
     model: ModelSpec = field(default_factory=ModelSpec)
-    thresholds: tuple = ()  # (name, value) overrides of the model's thresholds
+    thresholds: dict = field(default_factory=dict)  # overrides of the model's (serialized)
     axes: str | None = None
     tile: int = 2048
     tta: bool = False
@@ -126,7 +126,7 @@ def _request(job: PredictJob, path: Path, axes: str | None, voxel):
     from .segmentation import SegmentationRequest
 
     return SegmentationRequest(
-        axes=axes, mode=job.mode, diameter=job.diameter, thresholds=dict(job.thresholds),
+        axes=axes, mode=job.mode, diameter=job.diameter, thresholds=job.thresholds,
         track=job.track, stitch_iou=job.stitch_iou, voxel_size=voxel, tile=job.tile,
         tta=job.tta, keep_maps=job.save_maps, model=str(job.model.model), source=path.name,
         channel=job.channel)

@@ -61,7 +61,8 @@ def test_pressing_next_quickly_while_images_segment_does_not_crash(tmp_path):
                 app.processEvents(); time.sleep(0.005)
             b.next()
         t = time.time()
-        while seg.busy and time.time() - t < 120:
+        # The browser reads each image in a worker, then the Segment panel segments it.
+        while (seg.busy or b.busy) and time.time() - t < 120:
             app.processEvents(); time.sleep(0.01)
         for _ in range(50):
             app.processEvents(); time.sleep(0.01)

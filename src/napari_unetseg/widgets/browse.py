@@ -63,7 +63,8 @@ class BrowseWidget(LabelExport, QWidget):
         self.folder = ImageFolder()
         self.index: int | None = None
         self.job = Job(self)
-        #: The image asked for while another was being read (the last ask wins).
+        #: The image being read, and the one asked for meanwhile (the last ask wins).
+        self._opening: int | None = None
         self._wanted: int | None = None
         self.image_layer = None
         self.labels_layer = None
@@ -208,7 +209,11 @@ class BrowseWidget(LabelExport, QWidget):
 
     # ------------------------------------------------------------------ moving
     def _current_or_wanted(self) -> int | None:
-        return self._wanted if self._wanted is not None else self.index
+        """Where Next and Previous count from: the last image asked for."""
+        for i in (self._wanted, self._opening, self.index):
+            if i is not None:
+                return i
+        return None
 
     def next(self) -> None:
         i = self._current_or_wanted()
@@ -235,11 +240,13 @@ class BrowseWidget(LabelExport, QWidget):
         path, saved = self.images[i], self.label_path(self.images[i])
         folder, model = self.folder, self.session.model
         self.status_label.setText(f"Opening {path.name}…")
+        self._opening = i
         self.job.start(lambda: read_for_display(folder, path, model),
                        returned=lambda r: self._show_read(i, path, saved, *r),
                        errored=self._on_read_error, finished=self._after_read)
 
     def _after_read(self) -> None:
+        self._opening = None
         self._update_buttons()
         wanted, self._wanted = self._wanted, None
         if wanted is not None and wanted != self.index:

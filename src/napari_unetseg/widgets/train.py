@@ -357,6 +357,7 @@ class TrainWidget(QWidget):
         from napari_unetseg.core.training.finetune import (
             FineTuneError,
             TrainingPair,
+            check_pairs,
             fine_tune,
             held_out_if_possible,
             read_pairs,
@@ -366,6 +367,8 @@ class TrainWidget(QWidget):
             return
         try:
             sources = self.training_sources()
+            if isinstance(sources[0], TrainingPair):  # layers: in memory, checked at once
+                sources = check_pairs(sources)
         except (FineTuneError, OSError, ValueError) as exc:
             show_error(str(exc))
             self.status.setText(str(exc))

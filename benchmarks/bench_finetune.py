@@ -118,6 +118,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--corrected", type=int, default=5)
+    ap.add_argument("--scored-from", type=int, default=None, metavar="K",
+                    help="score images K.. (default: those after the corrected ones); a "
+                         "learning curve keeps one scored set for every --corrected")
     ap.add_argument("--lr", type=float, default=FINETUNE_DEFAULTS["lr"])
     ap.add_argument("--fold-in", type=float, default=FINETUNE_DEFAULTS["fold_in"])
     ap.add_argument("--base", default="default")
@@ -141,7 +144,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     options = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
     chosen = load_images(args)
-    corrected, others = chosen[: args.corrected], chosen[args.corrected:]
+    corrected = chosen[: args.corrected]
+    others = chosen[args.corrected if args.scored_from is None else args.scored_from:]
+    if args.scored_from is not None and args.scored_from < args.corrected:
+        raise SystemExit("--scored-from must not be below --corrected (a corrected image "
+                         "would be scored)")
     if args.ceiling:
         corrected = others
 
@@ -178,6 +185,7 @@ def main(argv=None):
                    if "per_epoch_held_out" in result else {}),
             }
     print(json.dumps(report, indent=2))
+    return report
 
 
 if __name__ == "__main__":

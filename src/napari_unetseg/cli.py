@@ -283,8 +283,7 @@ def _check_thresholds(args) -> None:
     try:
         Thresholds.of(None, **{k: getattr(args, k) for k in KEYS})
     except ThresholdError as exc:
-        name = str(exc).split()[0]
-        raise UserError(str(exc).replace(name, "--" + name.replace("_", "-"), 1)) from None
+        raise UserError(f"--{exc.name.replace('_', '-')} {exc.reason}") from None
 
 
 def _check_predict_args(args):

@@ -109,3 +109,23 @@ def test_3d_objects_get_one_csv_row_with_volume_and_centroid(tmp_path):
     with open(table) as f:
         (row,) = list(csv.DictReader(f))
     assert row["volume_um3"] == "30.0" and row["frame"] == "" and "plane" not in row
+
+
+@pytest.mark.parametrize("big", [False, True])  # ImageJ (uint16) and plain (uint32) files
+def test_the_provenance_is_read_without_the_pixels(tmp_path, monkeypatch, big):
+    from napari_unetseg.core.io import images
+
+    labels = np.zeros((4, 8, 8), np.uint32)
+    labels[0, 0, 0] = 70_000 if big else 7
+    record = {"model": "m.pt", "edited_by_hand": True, "thresholds": {"min_size": 8}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        images.write_label_tiff(tmp_path / "l.tif", labels, provenance=record)
+    assert images.read_label_tiff(tmp_path / "l.tif")[2] == record
+
+    def no_pixels(*_a, **_k):
+        raise AssertionError("the pixels were read")
+
+    monkeypatch.setattr(images, "read_image_with_axes", no_pixels)
+    monkeypatch.setattr("tifffile.TiffFile.asarray", no_pixels)
+    assert images.read_label_provenance(tmp_path / "l.tif") == record

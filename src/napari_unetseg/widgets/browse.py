@@ -44,7 +44,8 @@ def read_for_display(folder: ImageFolder, path: Path, model: str):
     image = read_image(path)
     if not folder.has_labels(path):
         return image, None, False
-    return image, read_label_tiff(folder.label_path(path)), folder.outdated(path, model)
+    stored = read_label_tiff(folder.label_path(path))
+    return image, stored, folder.outdated(path, model, provenance=stored[2])
 
 
 class BrowseWidget(LabelExport, QWidget):

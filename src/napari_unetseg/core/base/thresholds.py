@@ -27,7 +27,11 @@ KEYS = ("mask_threshold", "seed_threshold", "min_size")
 
 
 class ThresholdError(ValueError):
-    """A threshold out of its range; the message names it and its range."""
+    """A threshold out of its range: ``name`` (its serialized name) and ``reason``."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name} {reason}")
+        self.name, self.reason = name, reason
 
 
 def _number(v: Any) -> bool:
@@ -57,9 +61,9 @@ class Thresholds:
     def __post_init__(self):
         for name, v in (("mask_threshold", self.mask), ("seed_threshold", self.seed)):
             if not (_number(v) and 0 <= v <= 1):
-                raise ThresholdError(f"{name} must be a number in [0, 1], got {v!r}")
+                raise ThresholdError(name, f"must be a number in [0, 1], got {v!r}")
         if not (_number(self.min_size) and 0 <= self.min_size <= MAX_MIN_SIZE):
-            raise ThresholdError(f"min_size must be a number of pixels from 0 to "
+            raise ThresholdError("min_size", "must be a number of pixels from 0 to "
                                  f"{MAX_MIN_SIZE}, got {self.min_size!r}")
 
     @classmethod
@@ -91,8 +95,8 @@ class Thresholds:
         """A copy with the given serialized names replaced (None: keep)."""
         unknown = set(overrides) - set(KEYS)
         if unknown:
-            raise ThresholdError(f"unknown threshold {sorted(unknown)[0]!r}; the thresholds "
-                                 f"are {', '.join(KEYS)}")
+            raise ThresholdError(sorted(unknown)[0], "is not a threshold; the thresholds are "
+                                 + ", ".join(KEYS))
         fields = dict(zip(KEYS, ("mask", "seed", "min_size")))
         changes = {fields[k]: v for k, v in overrides.items() if v is not None}
         return replace(self, **changes) if changes else self

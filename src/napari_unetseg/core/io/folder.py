@@ -48,16 +48,22 @@ def saved_record(path: Path) -> dict:
     """The provenance of a saved label file, with ``edited_by_hand`` always set ({} when
     there is no file). Labels without a record of the model that made them were made by
     someone; a file that cannot be read is someone's work too."""
-    from .images import read_label_tiff
+    from .images import read_label_provenance
 
     path = Path(path)
     if not path.exists():
         return {}
     try:
-        prov = read_label_tiff(path)[2]
+        return record_of(read_label_provenance(path))
     except (OSError, ValueError):
         return {"edited_by_hand": True}
-    return dict(prov, edited_by_hand=prov.get("edited_by_hand", "model" not in prov))
+
+
+def record_of(provenance: dict) -> dict:
+    """A saved file's provenance with ``edited_by_hand`` always set: labels without a record
+    of the model that made them were made by someone."""
+    return dict(provenance, edited_by_hand=provenance.get("edited_by_hand",
+                                                          "model" not in provenance))
 
 
 def default_output(folder: Path) -> Path:
@@ -117,10 +123,11 @@ class ImageFolder:
         """Indices of the images without corrected labels."""
         return [i for i, p in enumerate(self.images) if not self.corrected(p)]
 
-    def outdated(self, image: Path, model: str) -> bool:
+    def outdated(self, image: Path, model: str, provenance: dict | None = None) -> bool:
         """Uncorrected labels made by another model than ``model`` (after
         :attr:`redo_uncorrected` was set)."""
-        record = saved_record(self.label_path(image))
+        record = (saved_record(self.label_path(image)) if provenance is None
+                  else record_of(provenance))
         return (self.redo_uncorrected and bool(record) and not record["edited_by_hand"]
                 and record.get("model") != model)
 
@@ -150,13 +157,13 @@ class ImageFolder:
 
     def may_replace(self, image: Path) -> bool:
         """Whether saving over ``image``'s label file is safe (it is not another image's)."""
-        from .images import read_label_tiff
+        from .images import read_label_provenance
 
         path = self.label_path(image)
         if not path.exists():
             return True
         try:
-            return not is_foreign(read_label_tiff(path)[2], image)
+            return not is_foreign(read_label_provenance(path), image)
         except (OSError, ValueError):
             return False  # not a label file of ours: never replaced
 
@@ -167,9 +174,11 @@ class ImageFolder:
         Corrected by hand now or in an earlier session: the training panel offers these.
         Labels not made by a model (no ``model`` in their record) were made by someone.
         """
-        prov = dict(provenance or {}, source=image.name, source_folder=str(image.parent))
-        prov["edited_by_hand"] = bool(edited or prov.get("edited_by_hand", "model" not in prov))
+        prov = record_of(dict(provenance or {}, source=image.name,
+                              source_folder=str(image.parent)))
+        prov["edited_by_hand"] = bool(edited or prov["edited_by_hand"])
         return prov
 
 
-__all__ = ["ImageFolder", "default_output", "is_foreign", "label_file", "saved_record"]
+__all__ = ["ImageFolder", "default_output", "is_foreign", "label_file", "record_of",
+           "saved_record"]

@@ -375,21 +375,26 @@ def is_label_tiff(path: str | Path) -> bool:
 
 def read_label_tiff(path: str | Path) -> tuple[np.ndarray, str, dict]:
     """Read a label TIFF written by :func:`write_label_tiff`: (labels, axes, provenance)."""
-    import tifffile
 
     p = Path(path)
     labels, axes = read_image_with_axes(p)
-    prov: dict = {}
-    with tifffile.TiffFile(p) as tif:
+    return labels, axes or default_label_axes(labels.ndim), read_label_provenance(p)
+
+
+def read_label_provenance(path: str | Path) -> dict:
+    """The provenance record of a label TIFF, from its metadata alone (no pixels read)."""
+    import tifffile
+
+    with tifffile.TiffFile(Path(path)) as tif:
         ij = tif.imagej_metadata or {}
         if "Info" in ij:
             try:
-                prov = json.loads(ij["Info"]).get("napari_unetseg", {})
+                return json.loads(ij["Info"]).get("napari_unetseg", {})
             except ValueError:
-                prov = {}
-        elif tif.shaped_metadata:
-            prov = dict(tif.shaped_metadata[0].get("napari_unetseg", {}))
-    return labels, axes or default_label_axes(labels.ndim), prov
+                return {}
+        if tif.shaped_metadata:
+            return dict(tif.shaped_metadata[0].get("napari_unetseg", {}))
+    return {}
 
 
 def is_zarr(path: Path) -> bool:

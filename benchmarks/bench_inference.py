@@ -11,7 +11,13 @@ by default: the diameter estimated (up to three passes on the central 1024² reg
 image rescaled to the canonical nucleus size, in MP/s of the original image.
 "default_backend" says which of the two ``Predictor(model)`` runs.
 
+"by_nucleus_size" (issue 29; from ``bench_diameter_cost.py``, skipped with
+``--no-nucleus-sizes``): DSB2018 images of small, medium and large nuclei tiled to 1024², the
+default path (automatic diameter) and the diameter given, each against eager PyTorch on the
+pixels the network then sees, and what the estimate adds as a share of the prediction.
+
     python benchmarks/bench_inference.py [--model default] [--size 2048] [--rounds 3]
+        [--no-nucleus-sizes]
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ def main():
     ap.add_argument("--model", default="default")
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-nucleus-sizes", action="store_true")
     args = ap.parse_args()
 
     image = test_image(args.size)
@@ -89,6 +96,10 @@ def main():
         "fp32_setup_s": round(setup_s, 2),
         "default_backend": Predictor(args.model, "cpu").backend,
     }
+    if not args.no_nucleus_sizes:
+        from bench_diameter_cost import by_nucleus_size
+
+        out["by_nucleus_size"] = by_nucleus_size(args.model, args.rounds)
     print(json.dumps(out, indent=2))
 
 

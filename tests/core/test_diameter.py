@@ -55,3 +55,61 @@ def test_bundled_model_finds_the_same_nuclei_at_any_magnification(fluo, factor):
     # int8 results differ a little between CPU instruction sets (AVX vs AVX2: 0.06 apart
     # at x0.5 on this image); the unnormalized model lost 0.15.
     assert score > at_own_size - 0.08, (score, at_own_size)
+
+
+def _counting_forward(pred):
+    calls = []
+    forward = pred._forward
+
+    def counted(batch):
+        calls.append(batch.shape)
+        return forward(batch)
+
+    pred._forward = counted
+    return calls
+
+
+@pytest.fixture(scope="module")
+def large_nuclei(fluo):
+    # The fluorescence sample at x2 (nuclei ~43 px), 1024x1024: the estimate's first pass
+    # (the whole plane at half size) is already at the right scale.
+    image, gt = fluo
+    shape = (gt.shape[0] * 2, gt.shape[1] * 2)
+    return resize_plane(image, shape)[:1024, :1024].copy(), resize_labels(gt, shape)[:1024, :1024]
+
+
+def test_large_nuclei_are_predicted_once_the_estimate_s_maps_are_the_final_maps(large_nuclei):
+    from napari_unetseg.core.inference.predictor import Predictor
+
+    image, gt = large_nuclei
+    pred = Predictor("default", "cpu")
+    calls = _counting_forward(pred)
+    info = {}
+    maps = pred.predict(image, info=info)
+    assert len(calls) == 1  # one network pass in all: the estimate's, reused
+    assert info["diameters"][0] == pytest.approx(median_diameter(gt), rel=0.25)
+    # The maps are those a fresh prediction at that scale gives.
+    fresh = pred.predict_plane(image, scale=info["scales"][0])
+    assert len(calls) == 2
+    assert np.array_equal(maps, fresh)
+
+
+def test_kept_maps_are_never_served_for_other_pixels(large_nuclei):
+    from napari_unetseg.core.inference.predictor import Predictor
+
+    image, _ = large_nuclei
+    pred = Predictor("default", "cpu")
+    calls = _counting_forward(pred)
+    scale, _ = pred.plane_scale(image)
+    n = len(calls)
+    edited = image.copy()
+    edited[500, 500] = edited[500, 500] // 2 + 1  # one pixel differs, same scaling
+    pred.predict_plane(edited, scale=scale)
+    assert len(calls) == n + 1
+    # Other settings (tiles, flips) predict afresh too; the same request takes them once.
+    pred.predict_plane(image, scale=scale, tile=512)
+    assert len(calls) > n + 1
+    n = len(calls)
+    pred.predict_plane(image, scale=scale)
+    pred.predict_plane(image, scale=scale)
+    assert len(calls) == n + 1

@@ -122,3 +122,47 @@ def test_slider_drag_reuses_unchanged_clusters_and_still_equals_the_reference(fl
         reused += sum(1 for c, v in shed._ws_cache.items() if before.get(c) is v)
         assert np.array_equal(out, watershed_reference(maps, "mask_border", 0.5, st, 8)), st
     assert reused > 0
+
+
+def test_dense_seed_steps_update_the_one_component_and_equal_the_reference(monkeypatch):
+    # Touching nuclei filling the plane (one foreground component, ~150 seeds): every seed
+    # step changes that component's seeds; its watershed is updated where seeds vanished,
+    # split, merged or appeared, never flooded whole, and still equals the reference, up
+    # the slider and back down.
+    from scipy import ndimage as ndi
+    from scipy.spatial import cKDTree
+
+    import napari_unetseg.core.instances.postprocess as pp
+    from napari_unetseg.core.training.targets import make_targets
+
+    rng = np.random.default_rng(3)
+    pts = rng.uniform(0, 384, (150, 2))
+    yy, xx = np.mgrid[:384, :384]
+    labels = (cKDTree(pts).query(np.c_[yy.ravel(), xx.ravel()])[1] + 1).reshape(384, 384)
+    # Noise makes small seeds appear, vanish, split and merge as the threshold moves; a
+    # sigmoid instead of clipping keeps exact ties (which any cropped flood may break
+    # differently, see SeededWatershed) out of the comparison.
+    maps = np.stack([1 / (1 + np.exp(-6 * (ndi.gaussian_filter(c, 1.5) - 0.5
+                                           + rng.normal(0, 0.05, c.shape))))
+                     for c in make_targets(labels.astype(np.int32), "mask_border")]
+                    ).astype(np.float32)
+    assert ndi.label(maps[0] > 0.5)[1] == 1
+    updates = []
+    real_update = pp.update_flood
+    monkeypatch.setattr(pp, "update_flood",
+                        lambda *a: updates.append(real_update(*a)) or updates[-1])
+    floods = []
+    real_many = pp._watershed_many
+    monkeypatch.setattr(pp, "_watershed_many",
+                        lambda items: floods.append(len(items)) or real_many(items))
+    shed = pp.SeededWatershed(maps, "mask_border")
+    counts = set()
+    steps = [0.3 + 0.04 * k for k in range(1, 17)]
+    for st in steps + steps[-2::-1]:
+        out = shed.labels(0.5, st, 8)
+        assert np.array_equal(out, pp.watershed_reference(maps, "mask_border", 0.5, st, 8)), st
+        counts.add(int(out.max()))
+    assert len(counts) > 3  # seeds did vanish and come back
+    # Most steps are updates; the others (most of the component changed) flood it whole.
+    assert sum(u is not None for u in updates) > len(updates) / 2
+    assert sum(floods) == 1 + sum(u is None for u in updates)

@@ -19,10 +19,28 @@ DEFAULT_CANONICAL_DIAMETER = 24.0
 SCALE_LIMITS = (0.25, 4.0)
 #: Objects smaller than this (pixels) are fragments, not nuclei, when measuring sizes.
 MIN_OBJECT_AREA = 9
-#: The estimate is refined at the rescaled size while it moves by more than this factor.
+#: A pass whose scale is within this factor of the one its measure calls for is final: its
+#: scale is used as is (the model is trained with a wider scale jitter), so that its maps
+#: can be the final maps.
 REFINE_TOLERANCE = 1.15
+#: A median diameter measured where the nuclei are this many times the canonical size, or
+#: less, is trusted. Further off, the model merges small nuclei (a pass at half size
+#: measured 22 px for nuclei of 13.6) or cuts large ones, and a pass at the scale the measure
+#: suggests measures again.
+TRUSTED_SIZE_FACTOR = 1.75
 #: Largest side (pixels, original grid) of the region a diameter is estimated on.
 ESTIMATE_REGION = 1024
+#: The first pass sees the whole region at a size of at most this many pixels: nuclei large
+#: enough to matter for the cost are still 10+ px across there, and its maps are the final
+#: maps when its scale turns out right (large nuclei).
+FIRST_PASS_PIXELS = 512 * 512
+#: Later passes look at a central crop expected to hold this many nuclei at the canonical
+#: size (enough for a median), from the foreground fraction the previous pass saw: a count
+#: would not do, since the passes that need a next one are those that merged nuclei.
+CROP_OBJECTS = 25
+MIN_CROP_PIXELS = 128 * 128
+#: Passes at most.
+MAX_PASSES = 3
 
 
 def median_diameter(labels: np.ndarray, min_area: int = MIN_OBJECT_AREA) -> float | None:
@@ -82,15 +100,30 @@ def _central_region(plane: np.ndarray, side: int) -> np.ndarray:
     return plane[y0 : y0 + side, x0 : x0 + side]
 
 
-def estimate_diameter(predictor, plane: np.ndarray, thresholds: dict | None = None,
-                      *, scaling=None, cancel=None) -> float | None:
-    """Estimate the median nucleus diameter (pixels) of one 2D plane.
+def first_pass_scale(shape: tuple[int, int]) -> float:
+    """Scale of the estimate's first pass on a region of this (Y, X) shape.
 
-    Segments the plane (at most its central ``ESTIMATE_REGION`` square) at its own size,
-    measures the median object, rescales the plane to the model's canonical size by that
-    measure and measures again, until the measure moves by less than ``REFINE_TOLERANCE``
-    (at most three passes). A model judges sizes best near its canonical size: a first pass
-    on nuclei twice too large tends to cut them into pieces, which the second pass corrects.
+    >>> first_pass_scale((1024, 1024)), first_pass_scale((256, 320))
+    (0.5, 1.0)
+    """
+    return float(min(1.0, np.sqrt(FIRST_PASS_PIXELS / (shape[0] * shape[1]))))
+
+
+def estimate_scale(predictor, plane: np.ndarray, thresholds: dict | None = None,
+                   *, scaling=None, cancel=None) -> tuple[float, float | None]:
+    """Estimate one plane's median nucleus diameter and the rescale factor it calls for.
+
+    The first pass segments the plane's central ``ESTIMATE_REGION`` square at a size of at
+    most ``FIRST_PASS_PIXELS`` pixels and measures the median object. Where the nuclei were
+    far from the model's canonical size there (``TRUSTED_SIZE_FACTOR``), a next pass
+    segments a central crop holding about ``CROP_OBJECTS`` of them at the scale the measure
+    suggests, and so on (at most ``MAX_PASSES``): a model judges sizes best near its
+    canonical size, and the crops keep the refinement cheap.
+
+    When a pass's own scale is within ``REFINE_TOLERANCE`` of the one it calls for, that
+    scale is the answer, and if the pass saw the whole plane its maps are left with the
+    predictor (:meth:`.Predictor.keep_estimate_maps`): the final prediction of the
+    plane takes them instead of predicting the same pixels again.
 
     Parameters
     ----------
@@ -107,34 +140,86 @@ def estimate_diameter(predictor, plane: np.ndarray, thresholds: dict | None = No
 
     Returns
     -------
-    float or None
-        None when no nucleus is found (the caller then keeps the plane's size).
+    (float, float or None)
+        The rescale factor and the median diameter (px) it is based on; (1.0, None) when no
+        nucleus is found (the caller then keeps the plane's size).
     """
     from ..base.normalize import plane_scaling
     from ..base.thresholds import Thresholds
-    from ..instances.postprocess import SeededWatershed
 
     canonical = predictor.diameter
     if not canonical:
-        return None
+        return 1.0, None
     t = Thresholds.over(predictor.thresholds, thresholds)
-    if scaling is None:
+    own_scaling = scaling is None
+    if own_scaling:
         scaling = plane_scaling(plane, predictor.normalization)
     region = _central_region(plane, ESTIMATE_REGION)
-    scale, estimate = 1.0, None
-    for _ in range(3):
-        maps = predictor.predict_plane(region, scaling=scaling, scale=scale, cancel=cancel)
-        labels = SeededWatershed(maps, predictor.targets, overwrite_maps=True).labels(
-            *t.at_scale(scale))
-        d = median_diameter(labels, min_area=max(2, int(MIN_OBJECT_AREA / scale**2)))
+    crop, scale, estimate = region, first_pass_scale(region.shape[:2]), None
+    for _ in range(MAX_PASSES):
+        whole = crop.shape == plane.shape
+        d, fg_fraction, maps = _measure(predictor, crop, scale, scaling, t, cancel, keep=whole)
         if d is None:
-            return estimate
-        estimate = d
-        new_scale = scale_for(d, canonical)
-        if max(new_scale / scale, scale / new_scale) < REFINE_TOLERANCE:
+            if estimate is None and scale < 1.0:
+                scale = 1.0  # nothing at the reduced size: maybe nuclei too small for it
+                continue
             break
+        estimate, new_scale = d, scale_for(d, canonical)
+        if max(new_scale / scale, scale / new_scale) < REFINE_TOLERANCE:
+            if whole:
+                predictor.keep_estimate_maps(plane, scale, scaling, maps, own_scaling)
+            return scale, d
+        if max(d * scale / canonical, canonical / (d * scale)) <= TRUSTED_SIZE_FACTOR:
+            break
+        crop = _crop_for(region, fg_fraction, new_scale, canonical)
         scale = new_scale
-    return estimate
+    return scale_for(estimate, canonical), estimate
 
 
-__all__ = ["estimate_diameter", "median_diameter", "parse_diameter", "scale_for"]
+def _measure(predictor, crop, scale, scaling, t, cancel, keep: bool):
+    """(median diameter in crop pixels, foreground fraction, maps on the crop's grid or None).
+
+    The watershed runs on the smaller of the crop's grid and the network's: at half size it
+    costs a quarter, and the median scales back exactly.
+    """
+    from ..base.resample import resize_maps, resize_plane, scaled_shape
+    from ..instances.postprocess import SeededWatershed
+
+    shape = scaled_shape(crop.shape[:2], scale)
+    if scale < 1.0 and shape != crop.shape[:2]:
+        small = predictor.predict_plane(resize_plane(crop, shape), scaling=scaling,
+                                        cancel=cancel)
+        # The same maps predict_plane(crop, scale=scale) returns (it resizes the same way).
+        maps = resize_maps(small, crop.shape[:2]) if keep else None
+        shed = SeededWatershed(small, predictor.targets, overwrite_maps=True)
+        labels = shed.labels(*t.at_scale(1.0))
+        grid_scale = scale
+    else:
+        maps = predictor.predict_plane(crop, scaling=scaling, scale=scale, cancel=cancel)
+        shed = SeededWatershed(maps, predictor.targets)
+        labels = shed.labels(*t.at_scale(scale))
+        grid_scale = 1.0
+    d = median_diameter(labels, min_area=max(2, int(MIN_OBJECT_AREA * grid_scale**2
+                                                    / scale**2)))
+    # Before the size filter: small nuclei at a reduced size may fall below it.
+    foreground = np.count_nonzero(shed.mask > t.mask) / shed.mask.size
+    return (None if d is None else d / grid_scale), foreground, maps
+
+
+def _crop_for(region: np.ndarray, fg_fraction: float, scale: float,
+              canonical: float) -> np.ndarray:
+    """Central crop of ``region`` expected to hold CROP_OBJECTS nuclei at ``scale``."""
+    nucleus = np.pi / 4 * canonical**2  # network pixels of one nucleus at the canonical size
+    pixels = max(MIN_CROP_PIXELS, CROP_OBJECTS * nucleus / max(fg_fraction, 1e-3))
+    side = int(np.ceil(np.sqrt(pixels) / scale))
+    return _central_region(region, side)
+
+
+def estimate_diameter(predictor, plane: np.ndarray, thresholds: dict | None = None,
+                      *, scaling=None, cancel=None) -> float | None:
+    """Median nucleus diameter (pixels) of one 2D plane; see :func:`estimate_scale`."""
+    return estimate_scale(predictor, plane, thresholds, scaling=scaling, cancel=cancel)[1]
+
+
+__all__ = ["estimate_diameter", "estimate_scale", "first_pass_scale", "median_diameter",
+           "parse_diameter", "scale_for"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -40,6 +42,55 @@ class _TileTooLarge(Exception):
 
 class Cancelled(Exception):
     """Inference was cancelled between tiles; nothing was returned or written."""
+
+
+class _KeptMaps:
+    """Maps of one plane, handed once to the next prediction of the same pixels.
+
+    The diameter estimate's first pass predicts a plane that fits its region at the scale the
+    final prediction then often uses; keeping those maps saves a whole prediction (issue 29).
+    The pixels are compared by checksum, with shape, dtype and settings, so a different plane
+    never matches. The intensity scaling is kept too: a prediction that would compute the
+    plane's own scaling takes the kept one instead of computing it again. One entry (a few
+    MB); the lock lets panels and Dask threads share a Predictor.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entry: tuple | None = None
+
+    @staticmethod
+    def _checksum(plane: np.ndarray) -> int:
+        # CRC-32 reads a 1024² RGBA plane in ~1 ms (a cryptographic digest takes 5x longer);
+        # the data is the user's own, so only accidental collisions matter.
+        return zlib.crc32(np.ascontiguousarray(plane).data)
+
+    def keep(self, plane, settings: tuple, scaling: PlaneScaling, own_scaling: bool,
+             maps: np.ndarray) -> None:
+        entry = ((plane.shape, plane.dtype.str, *settings), self._checksum(plane), scaling,
+                 own_scaling, maps)
+        with self._lock:
+            self._entry = entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entry = None
+
+    def take(self, plane, settings: tuple, scaling: PlaneScaling | None):
+        """(maps, scaling) kept for this plane and these settings, or None.
+
+        ``scaling`` None stands for the plane's own scaling.
+        """
+        with self._lock:
+            entry = self._entry
+            if entry is None or entry[0] != (plane.shape, plane.dtype.str, *settings):
+                return None
+            if not (entry[3] if scaling is None else scaling == entry[2]):
+                return None
+            if entry[1] != self._checksum(plane):
+                return None
+            self._entry = None
+        return entry[4], entry[2]
 
 
 # --------------------------------------------------------------------------- axes
@@ -189,6 +240,7 @@ class Predictor:
         self.max_tile: int = 1 << 30
         self._run = optimize_for_inference(model, self.device, int8_file,
                                            int8_required=precision == "int8")
+        self._kept = _KeptMaps()
         log.info("inference on %s with %s", self.device, self._run.backend)
 
     @property
@@ -252,9 +304,18 @@ class Predictor:
         (see :mod:`.diameter`); the maps are resized back to the plane's own grid.
         ``progress(done, total)`` counts tiles.
         """
+        h, w = plane.shape[:2]
+        kept = self._kept.take(plane, (scale, tile, overlap, tta), scaling)
+        if kept is not None:
+            if progress is not None:
+                n = self.tile_count(scaled_shape((h, w), scale), tile, overlap)
+                progress(n, n)
+            if out is None:
+                return kept[0]
+            out[...] = kept[0]
+            return out
         if scaling is None:
             scaling = plane_scaling(plane, self.normalization)
-        h, w = plane.shape[:2]
         if out is None:
             out = np.zeros((self.n_outputs, h, w), np.float32)
         if scale != 1.0 and scaled_shape((h, w), scale) != (h, w):
@@ -287,6 +348,18 @@ class Predictor:
                 plane, tile=self.max_tile, overlap=min(overlap, self.max_tile // 4),
                 batch_size=1, tta=tta, progress=progress, cancel=cancel, out=out,
                 scaling=scaling)
+
+    def keep_estimate_maps(self, plane: np.ndarray, scale: float, scaling: PlaneScaling,
+                           maps: np.ndarray, own_scaling: bool = True) -> None:
+        """Keep maps that :meth:`predict_plane` made of ``plane`` with default settings at
+        ``scale`` and ``scaling`` (``own_scaling``: the plane's own); the next such request
+        for the same pixels returns them (once)."""
+        self._kept.keep(plane, (scale, DEFAULT_TILE, DEFAULT_OVERLAP, False), scaling,
+                        own_scaling, maps)
+
+    def forget_kept_maps(self) -> None:
+        """Drop maps kept by :meth:`keep_estimate_maps` (benchmarks time cold runs)."""
+        self._kept.clear()
 
     def _blend_tiles(self, plane, tile, overlap, batch_size, tta, scaling, out, progress,
                      cancel) -> np.ndarray:
@@ -400,7 +473,7 @@ class Predictor:
             (Y, X) or (Y, X, C).
         diameter : "auto", None or float
             The plane's median nucleus diameter in pixels; "auto" or None estimates it
-            (:func:`.diameter.estimate_diameter`).
+            (:func:`.diameter.estimate_scale`).
         thresholds, scaling, cancel
             Used by the estimate.
 
@@ -409,13 +482,13 @@ class Predictor:
         (float, float or None)
             1.0 and None for a model without a canonical size, or when no nucleus is found.
         """
-        from .diameter import estimate_diameter, parse_diameter, scale_for
+        from .diameter import estimate_scale, parse_diameter, scale_for
 
         d = parse_diameter(diameter)
         if not self.diameter:
             return 1.0, d
         if d is None:
-            d = estimate_diameter(self, plane, thresholds, scaling=scaling, cancel=cancel)
+            return estimate_scale(self, plane, thresholds, scaling=scaling, cancel=cancel)
         return scale_for(d, self.diameter), d
 
 

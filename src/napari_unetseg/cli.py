@@ -439,6 +439,27 @@ def _cmd_quantize(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from napari_unetseg.core.io.images import read_image
+    from napari_unetseg.core.run.zoo import export_bioimageio
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".zip":
+        raise UserError(f"--out {out}: a bioimage.io package is a .zip file; choose a name "
+                        "ending in .zip")
+    if out.exists():
+        raise UserError(f"--out {out} exists; choose a new file name")
+    check_output_name(args.out)
+    image = None if args.image is None else read_image(args.image)
+    try:
+        path = export_bioimageio(args.model, out, image=image, name=args.name,
+                                 authors=args.author, trust_code=args.trust_code)
+    except ImportError as exc:
+        raise UserError(str(exc)) from None
+    print(json.dumps({"package": str(path)}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``unetseg`` console script."""
     from napari_unetseg.cli_parser import build_parser
@@ -450,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     commands = {"info": _cmd_info, "train": _cmd_train, "evaluate": _cmd_evaluate,
-                "predict": _cmd_predict, "quantize": _cmd_quantize}
+                "predict": _cmd_predict, "quantize": _cmd_quantize, "export": _cmd_export}
     try:
         return commands[args.command](args)
     except (UserError, CheckpointError, DatasetError, ImageReadError,

@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_predict(sub)
     _add_quantize(sub)
+    _add_export(sub)
     return p
 
 
@@ -177,3 +178,16 @@ def _add_quantize(sub) -> None:
     s.add_argument("--out", help="default: MODEL.int8.onnx beside the checkpoint (replaced: "
                    "it belongs to the checkpoint)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+
+def _add_export(sub) -> None:
+    s = sub.add_parser("export", allow_abbrev=False,
+                       help="write a model as a BioImage Model Zoo package (bioimage.io)")
+    s.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
+    s.add_argument("model", help="checkpoint file, or 'default' for the bundled model")
+    s.add_argument("--out", required=True, help="the package to write (.zip; never replaced)")
+    s.add_argument("--image", help="image for the test tensors and the cover (dark background, "
+                   "at least 256x256; default: the fluorescence sample)")
+    s.add_argument("--name", help="the model's name in the zoo")
+    s.add_argument("--author", action="append", help="an author's name (repeat for several; "
+                   "default: the checkpoint's provenance)")

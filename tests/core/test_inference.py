@@ -64,8 +64,9 @@ def test_tiled_equals_untiled_for_an_image_that_fits_one_tile():
     pred = Predictor("default", "cpu", precision="fp32")
     tile = read_image(SAMPLES / "brightfield_nuclei.png")
     image = np.tile(tile, (2, 2))[:1536, :1536]  # fits one tile of 2048
-    whole = pred.predict(image, tile=2048)
-    tiled = pred.predict(image, tile=1280, overlap=640)
+    # At the model's own size (the canonical diameter given): the plane is one tile of 2048.
+    whole = pred.predict(image, tile=2048, diameter=pred.diameter)
+    tiled = pred.predict(image, tile=1280, overlap=640, diameter=pred.diameter)
     assert pred.tile_count(image.shape, 1280, 640) == 4
     assert np.abs(whole - tiled).max() < 1e-3
     # The CPU default (int8) differs by rounding steps near tile edges; the objects barely
@@ -76,7 +77,8 @@ def test_tiled_equals_untiled_for_an_image_that_fits_one_tile():
 
     fast = Predictor("default", "cpu")
     labels = [watershed_from_maps(fast.predict(image, **kw), fast.targets, **fast.thresholds)
-              for kw in ({"tile": 2048}, {"tile": 1280, "overlap": 640})]
+              for kw in ({"tile": 2048, "diameter": fast.diameter},
+                         {"tile": 1280, "overlap": 640, "diameter": fast.diameter})]
     scores = image_scores(labels[0], labels[1])
     assert labels[0].max() > 100 and scores[:5].min() == 1.0 and scores.min() > 0.97
 

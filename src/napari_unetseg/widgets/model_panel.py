@@ -24,6 +24,7 @@ from napari_unetseg.core.inference.cache import ModelCache
 from .common import compact_combo, first_line
 
 DEFAULT_ITEM = "Default nuclei model (bundled)"
+EXPORT_TEXT = "Export for BioImage Model Zoo…"
 MAX_RECENT = 6
 
 
@@ -93,6 +94,7 @@ class ModelPanel(QGroupBox):
 
     model_loaded = Signal(object)
     load_failed = Signal(str)
+    exported = Signal(str)
 
     def __init__(self, parent: QWidget | None = None, autoload: bool = True,
                  model: str = "default"):
@@ -102,11 +104,17 @@ class ModelPanel(QGroupBox):
         self.current: str | None = None
         self._cache = ModelCache()
         self._worker = None
+        self._export_worker = None
 
         self.model_combo = compact_combo(QComboBox())
         self.model_combo.setToolTip("Checkpoint to segment with; recently used ones are listed")
         self.browse_button = QPushButton("Browse…")
-        self.browse_button.setToolTip("Choose a checkpoint file (.pt) trained with unetseg")
+        self.browse_button.setToolTip("Choose a checkpoint (.pt) trained with unetseg, or a "
+                                      "BioImage Model Zoo package (.zip)")
+        self.export_button = QPushButton(EXPORT_TEXT)
+        self.export_button.setToolTip("Write the model in use as a bioimage.io package, for "
+                                      "the BioImage Model Zoo and the tools that read it")
+        self.export_button.setEnabled(False)
         row = QHBoxLayout()
         row.addWidget(self.model_combo, 1)
         row.addWidget(self.browse_button)
@@ -134,10 +142,12 @@ class ModelPanel(QGroupBox):
         form.addRow(self.info_label)
         form.addRow(self.details_button)
         form.addRow(self.details_label)
+        form.addRow(self.export_button)
 
         self._fill_combo()
         self.model_combo.activated.connect(self._on_combo)
         self.browse_button.clicked.connect(self._browse)
+        self.export_button.clicked.connect(self._export)
         self.device_combo.currentTextChanged.connect(lambda _: self._reload())
         if autoload:
             self.load(model)
@@ -162,10 +172,46 @@ class ModelPanel(QGroupBox):
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Choose a checkpoint", "", "Checkpoints (*.pt *.pth);;All files (*)"
+            self, "Choose a model", "", "Models (*.pt *.pth *.zip *.yaml);;Checkpoints "
+            "(*.pt *.pth);;BioImage Model Zoo packages (*.zip *.yaml);;All files (*)"
         )
         if path:
             self.load(path)
+
+    def _export(self) -> None:
+        """Ask where, then write the model in use as a bioimage.io package (in a worker)."""
+        from .common import start_worker
+
+        if self.current is None or self._export_worker is not None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export for BioImage Model Zoo", "", "bioimage.io package (*.zip)")
+        if not path:
+            return
+        if not path.lower().endswith(".zip"):
+            path += ".zip"
+        self.export_button.setEnabled(False)
+        self.export_button.setText("Exporting…")
+        self._export_worker = start_worker(
+            self, _export_package, self.current, path,
+            returned=self._on_exported, errored=self._on_export_failed,
+            finished=self._on_export_finished)
+
+    def _on_exported(self, path: str) -> None:
+        from napari.utils.notifications import show_info
+
+        show_info(f"Model exported for the BioImage Model Zoo: {path}")
+        self.exported.emit(path)
+
+    def _on_export_failed(self, exc: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        show_error(f"Could not export the model: {first_line(exc)}")
+
+    def _on_export_finished(self) -> None:
+        self._export_worker = None
+        self.export_button.setText(EXPORT_TEXT)
+        self.export_button.setEnabled(self.current is not None)
 
     def _reload(self) -> None:
         if self.current is not None:
@@ -219,6 +265,8 @@ class ModelPanel(QGroupBox):
         self.device_label.setText(f"{predictor.device} ({backend})")
         self.info_label.setText(describe(info))
         self.details_label.setText(describe_details(info))
+        # A package is shared already; exporting is for checkpoints.
+        self.export_button.setEnabled("package" not in info and self._export_worker is None)
         self.model_loaded.emit(predictor)
 
     def _on_failed(self, path: str, exc: Exception) -> None:
@@ -253,8 +301,20 @@ def avoid_llvm_clash() -> None:
 def _load_predictor(path: str, device: str):
     """Worker: load a checkpoint and prepare it for inference (imports torch lazily)."""
     avoid_llvm_clash()
+    from napari_unetseg.core.inference.package import is_package
     from napari_unetseg.core.inference.predictor import Predictor, available_devices
     from napari_unetseg.core.network.checkpoint import load_checkpoint
 
+    if is_package(path):  # a bioimage.io package: read once, by the Predictor
+        predictor = Predictor(path, device)
+        return predictor, predictor.model.info(), available_devices()
     model, info = load_checkpoint(path)
     return Predictor(model, device, checkpoint=path), info, available_devices()
+
+
+def _export_package(model: str, out: str) -> str:
+    """Worker: write ``model`` as a bioimage.io package."""
+    avoid_llvm_clash()
+    from napari_unetseg.core.run.zoo import export_bioimageio
+
+    return str(export_bioimageio(model, out))

@@ -76,6 +76,11 @@ def plane_scaling(plane: np.ndarray, spec: dict | None = None) -> PlaneScaling:
         sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return PlaneScaling(0.0, 0.0, False)
+    if spec.get("kind") == "mean_std":
+        # Zero mean, unit variance (bioimage.io packages): (x - mean) / std is
+        # (x - low) / (high - low) with low = mean and high = mean + std.
+        mean, std = float(sample.mean()), float(sample.std())
+        return PlaneScaling(mean, mean + max(std, 1e-6), False)
     lo, hi, med = np.percentile(sample, [spec["low"], spec["high"], 50.0])
     if not hi > lo:
         # Few distinct values (e.g. a mostly empty frame): use the full range instead.

@@ -195,7 +195,8 @@ class Predictor:
     Parameters
     ----------
     model : DynamicUNet, str or Path
-        A built or loaded model, a checkpoint path, or ``"default"`` for the bundled model.
+        A built or loaded model, a checkpoint path, ``"default"`` for the bundled model, or a
+        bioimage.io package (``.zip``, ``rdf.yaml``; see :mod:`.package`).
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
     precision : {"auto", "fp32", "int8"}
@@ -213,22 +214,29 @@ class Predictor:
     def __init__(self, model, device: str = "auto", precision: str = "auto", *,
                  checkpoint: str | os.PathLike | None = None, trust_code: bool = False):
         from ..network.checkpoint import checkpoint_path, resolve_model
+        from .package import is_package, read_package
         from .runtime import int8_file_for, optimize_for_inference
 
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be 'auto', 'fp32' or 'int8', got {precision!r}")
-        if isinstance(model, (str, os.PathLike)):
-            checkpoint = model
-        if checkpoint is not None:
-            checkpoint = checkpoint_path(checkpoint)
         self.device = resolve_device(device)
         if precision == "int8" and self.device.type != "cpu":
             raise ValueError(f"int8 models run on the CPU only; use device='cpu' or fp32 on "
                              f"{self.device.type}")
-        int8_file = None
-        if precision == "int8" or (precision == "auto" and self.device.type == "cpu"):
-            int8_file = int8_file_for(checkpoint, required=precision == "int8")
-        model = resolve_model(model, trust_code)
+        if is_package(model):  # a bioimage.io package: its own weights and preprocessing
+            model = read_package(model, trust_code)
+            run = model.runner(self.device, precision)
+        else:
+            if isinstance(model, (str, os.PathLike)):
+                checkpoint = model
+            if checkpoint is not None:
+                checkpoint = checkpoint_path(checkpoint)
+            int8_file = None
+            if precision == "int8" or (precision == "auto" and self.device.type == "cpu"):
+                int8_file = int8_file_for(checkpoint, required=precision == "int8")
+            model = resolve_model(model, trust_code)
+            run = optimize_for_inference(model, self.device, int8_file,
+                                         int8_required=precision == "int8")
         self.model = model
         self.targets: str = model.targets
         self.normalization: dict = model.normalization
@@ -238,8 +246,7 @@ class Predictor:
         self.n_outputs: int = model.head.out_channels
         #: Largest tile this device has memory for (lowered after an out-of-memory error).
         self.max_tile: int = 1 << 30
-        self._run = optimize_for_inference(model, self.device, int8_file,
-                                           int8_required=precision == "int8")
+        self._run = run
         self._kept = _KeptMaps()
         log.info("inference on %s with %s", self.device, self._run.backend)
 

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 BACKEND_ENV = "NAPARI_UNETSEG_BACKEND"
 
 
-def _probability_module(model):
+def probability_module(model):
+    """The model followed by its activation (sigmoid or softmax): probabilities out."""
     import torch
 
     class WithActivation(torch.nn.Module):
@@ -45,7 +46,7 @@ class TorchRunner:
         import torch
 
         self.device = device
-        self.module = _probability_module(model).to(device)
+        self.module = probability_module(model).to(device)
         # Channels-last on every device: faster on GPUs too (benchmarks/gpu_check.py).
         self.module = self.module.to(memory_format=torch.channels_last)
 
@@ -114,7 +115,7 @@ def _export_here(model) -> bytes:
 
     import torch
 
-    module = _probability_module(split_skip_concats(model)).cpu()
+    module = probability_module(split_skip_concats(model)).cpu()
     m = int(model.total_stride)
     dummy = torch.zeros(1, model.in_channels, 2 * m, 2 * m)
     buf = io.BytesIO()
@@ -136,11 +137,14 @@ def export_onnx(model) -> bytes:
 class OnnxRunner:
     """Runs the exported model (or its int8 version) with ONNX Runtime on the CPU."""
 
-    def __init__(self, model, threads: int | None = None, onnx_file: str | None = None):
+    def __init__(self, model, threads: int | None = None, onnx_file: str | None = None,
+                 onnx_bytes: bytes | None = None, backend: str | None = None):
         import onnxruntime as ort
         import torch
 
-        if onnx_file is not None:
+        if onnx_bytes is not None:  # a package's weights
+            self.backend = backend or "onnxruntime"
+        elif onnx_file is not None:
             with open(onnx_file, "rb") as f:
                 onnx_bytes = f.read()
             self.backend = "onnxruntime-int8"
@@ -158,9 +162,11 @@ class OnnxRunner:
         self.session = ort.InferenceSession(
             onnx_bytes, options, providers=["CPUExecutionProvider"]
         )
+        self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"x": np.ascontiguousarray(batch, np.float32)})[0]
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch,
+                                                                             np.float32)})[0]
 
 
 def optimize_for_inference(model, device, int8_file: str | None = None,

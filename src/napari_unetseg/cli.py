@@ -17,9 +17,11 @@ class UserError(Exception):
 
 
 def _cmd_info(args) -> int:
+    from napari_unetseg.core.inference.package import is_package, read_package
     from napari_unetseg.core.network.checkpoint import read_checkpoint_info
 
-    info = read_checkpoint_info(args.model)
+    info = (read_package(args.model).info() if is_package(args.model)
+            else read_checkpoint_info(args.model))
     print(json.dumps(info, indent=2, default=str))
     return 0
 

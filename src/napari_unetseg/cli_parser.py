@@ -31,8 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_info(sub) -> None:
-    s = sub.add_parser("info", allow_abbrev=False, help="print a checkpoint's metadata as JSON")
-    s.add_argument("model", help="checkpoint file, or 'default' for the bundled model")
+    s = sub.add_parser("info", allow_abbrev=False,
+                       help="print a model's metadata (checkpoint or bioimage.io package) as JSON")
+    s.add_argument("model", help="checkpoint file, bioimage.io package (.zip, rdf.yaml), or "
+                   "'default' for the bundled model")
 
 
 def _add_train(sub) -> None:
@@ -120,7 +122,8 @@ def _add_predict(sub) -> None:
                    help="image files, folders of images, or OME-Zarr images (.zarr)")
     s.add_argument("--out", required=True, help="output folder (one <stem>.tif per input; "
                    "OME-Zarr inputs get their labels in <input>/labels/unetseg)")
-    s.add_argument("--model", default="default", help="'default' or a checkpoint file")
+    s.add_argument("--model", default="default", help="'default', a checkpoint file, or a "
+                   "bioimage.io package (.zip, rdf.yaml)")
     s.add_argument("--device", default="auto", choices=DEVICES)
     s.add_argument("--tile", type=int, default=DEFAULT_TILE,
                    help=f"largest tile edge in pixels (default {DEFAULT_TILE})")

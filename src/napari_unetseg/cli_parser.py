@@ -193,4 +193,4 @@ def _add_export(sub) -> None:
                    "at least 256x256; default: the fluorescence sample)")
     s.add_argument("--name", help="the model's name in the zoo")
     s.add_argument("--author", action="append", help="an author's name (repeat for several; "
-                   "default: the checkpoint's provenance)")
+                   "default: you, or the makers of the bundled model)")

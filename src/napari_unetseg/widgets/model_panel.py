@@ -211,7 +211,7 @@ class ModelPanel(QGroupBox):
     def _on_export_finished(self) -> None:
         self._export_worker = None
         self.export_button.setText(EXPORT_TEXT)
-        self.export_button.setEnabled(self.current is not None)
+        self.export_button.setEnabled(self.current is not None and "package" not in self.info)
 
     def _reload(self) -> None:
         if self.current is not None:

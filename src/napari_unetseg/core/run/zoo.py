@@ -181,7 +181,7 @@ def export_bioimageio(model="default", out: str | Path = "model.zip", *,
     name : str, optional
         The model's name in the zoo.
     authors : list of str, optional
-        Author names; the checkpoint's provenance otherwise.
+        Author names; otherwise the bundled model's makers, or the user exporting.
     trust_code : bool
         As for :func:`.checkpoint.load_checkpoint`.
 
@@ -231,23 +231,51 @@ def _package_files(net, info: dict, model, image: np.ndarray, folder: Path) -> d
     return files
 
 
+def _authors(given, model) -> list[str]:
+    """Given names; else the bundled model's makers, or the user who exports a model."""
+    import getpass
+
+    if given:
+        return list(given)
+    if str(model) == "default":
+        return ["napari-unetseg developers"]
+    try:
+        return [getpass.getuser()]
+    except (KeyError, OSError):  # no user name on this system
+        return ["napari-unetseg user"]
+
+
+def _citations(s, provenance: dict) -> list:
+    """U-Net, and the 2018 Data Science Bowl when the model learned from it."""
+    cites = [s.CiteEntry(text="Ronneberger et al. U-Net: Convolutional Networks for "
+                              "Biomedical Image Segmentation. MICCAI 2015",
+                         doi=s.Doi("10.1007/978-3-319-24574-4_28"))]
+    learned = " ".join(str(provenance.get(k, "")) for k in ("training_data", "base_model"))
+    if "Data Science Bowl" in learned or "default" in learned:
+        cites.append(s.CiteEntry(text="Caicedo et al. Nucleus segmentation across imaging "
+                                      "experiments: the 2018 Data Science Bowl. Nature "
+                                      "Methods 2019", doi=s.Doi("10.1038/s41592-019-0612-7")))
+    return cites
+
+
 def _model_descr(net, info: dict, model, files: dict, name, authors):
     import bioimageio.spec.model.v0_5 as s
     import torch
 
     provenance = info.get("provenance") or {}
     trained_on = provenance.get("training_data")
-    names = authors or [provenance.get("author") or "napari-unetseg user"]
+    base = provenance.get("base_model")
+    if base:
+        trained_on = (f"fine-tuned from {Path(str(base)).name} on "
+                      f"{len(provenance.get('images_used') or [])} corrected image(s)")
     inp, outp = files["tensors"]
     return s.ModelDescr(
         name=name or f"napari-unetseg {Path(str(info.get('path') or model)).stem}",
         description="U-Net nucleus segmentation maps (napari-unetseg): foreground and "
                     "boundaries, made instances by a seeded watershed"
                     + (f". Trained on: {trained_on}" if trained_on else ""),
-        authors=[s.Author(name=n) for n in names],
-        cite=[s.CiteEntry(text="Ronneberger et al. U-Net: Convolutional Networks for "
-                               "Biomedical Image Segmentation. MICCAI 2015",
-                          doi=s.Doi("10.1007/978-3-319-24574-4_28"))],
+        authors=[s.Author(name=n) for n in _authors(authors, model)],
+        cite=_citations(s, provenance),
         license=s.LicenseId("BSD-3-Clause"),
         documentation=s.FileDescr(source=files["doc"]),
         covers=[s.FileDescr(source=files["cover"])],

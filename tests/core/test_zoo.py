@@ -215,3 +215,12 @@ def test_a_declared_channel_mapping_makes_any_names_usable(tmp_path):
     assert segment_image(Predictor(package, "cpu"), image).max() == n
     _one_line_refusal(_foreign_package(tmp_path / "plain.zip", ("onnx",), lambda rdf: rdf[
         "outputs"][0]["axes"][1].update(channel_names=["c0", "c1"])), "output_channels")
+
+
+def test_a_package_is_not_taken_for_a_checkpoint(exported, tmp_path):
+    # Fine-tuning and quantizing start from checkpoints: one line says so.
+    run = unetseg("quantize", exported, "--images", SAMPLES)
+    assert run.returncode == 2 and "bioimage.io package, not a checkpoint" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    info = unetseg("info", exported)
+    assert info.returncode == 0 and '"targets": "mask_border"' in info.stdout

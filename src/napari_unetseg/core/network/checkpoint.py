@@ -107,6 +107,10 @@ def _read(path: Path) -> dict:
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    if path.suffix.lower() in (".zip", ".yaml"):
+        raise CheckpointError(f"{path} is a bioimage.io package, not a checkpoint: packages "
+                              "segment images, but training and quantizing start from the "
+                              "checkpoint (.pt) it was exported from")
     with open(path, "rb") as f:
         head = f.read(4)
     if head != b"PK\x03\x04":

@@ -72,8 +72,8 @@ def _weights(model, x: np.ndarray, folder: Path) -> dict:
 
 def _cover(image: np.ndarray, maps: np.ndarray, labels: np.ndarray, path: Path) -> Path:
     """Input, maps and labels side by side (PNG)."""
+    import imageio.v3 as iio
     from skimage.color import label2rgb
-    from skimage.io import imsave
 
     from ..base.normalize import normalize_plane
 
@@ -81,7 +81,7 @@ def _cover(image: np.ndarray, maps: np.ndarray, labels: np.ndarray, path: Path) 
     panels = [np.dstack([gray] * 3),
               np.dstack([maps[0], maps[1] if maps.shape[0] > 1 else maps[0], gray]).clip(0, 1),
               label2rgb(labels, gray, alpha=0.4, bg_label=0)]
-    imsave(path, (np.hstack(panels) * 255).astype(np.uint8), check_contrast=False)
+    iio.imwrite(path, (np.hstack(panels) * 255).astype(np.uint8))
     return path
 
 
@@ -94,9 +94,11 @@ def _documentation(model, info: dict) -> str:
             f"{model.diameter:g} / (its median nucleus diameter) first (napari-unetseg "
             "estimates that diameter automatically)." if model.diameter else
             "Nuclei should have about the size they had in the training images.")
+    trained_on = (info.get("provenance") or {}).get("training_data")
+    data = f" on {trained_on}" if trained_on else ""
     return f"""# Nucleus segmentation (napari-unetseg, U-Net)
 
-Trained with napari-unetseg. Input: a 2D image with {model.normalization['channels']}
+Trained with napari-unetseg{data}. Input: a 2D image with {model.normalization['channels']}
 channels (a gray image repeated in each channel), scaled between its {model.normalization['low']}th
 and {model.normalization['high']}th percentile over all channels. Images with dark nuclei on a
 bright background (bright-field, stained tissue) must be inverted first (1 - x after the

@@ -9,6 +9,10 @@ writes the curve as an SVG (no plotting library needed).
 
     python benchmarks/learning_curve.py [--images 1,2,4,8] [--minutes 1,3,10]
         [--proxy new-stain|fluorescence-stain|stain-shift] [--svg learning_curve.svg]
+        [--merge earlier.json]
+
+``--merge`` adds the points of an earlier run (its printed JSON; same proxy and scored
+images) to the table and the curve, so that a grid can be run one column at a time.
 
 The whole grid takes about sum(minutes) x len(images) of training plus one scoring pass per
 point (about 80 minutes on a 2-core machine for the default grid).
@@ -92,6 +96,7 @@ def main(argv=None):
     ap.add_argument("--proxy", default="new-stain",
                     choices=["new-stain", "fluorescence-stain", "stain-shift"])
     ap.add_argument("--svg", default="learning_curve.svg")
+    ap.add_argument("--merge", help="JSON printed by an earlier run to add to this one")
     args = ap.parse_args(argv)
     images = [int(v) for v in args.images.split(",")]
     minutes = [float(v) for v in args.minutes.split(",")]
@@ -101,6 +106,14 @@ def main(argv=None):
         for m in minutes:
             points.append(point(n, m, args.proxy, scored_from))
             print(json.dumps(points[-1]), file=sys.stderr, flush=True)  # progress
+    if args.merge:
+        earlier = json.loads(Path(args.merge).read_text())
+        if (earlier["proxy"], earlier["scored_from"]) != (args.proxy, scored_from):
+            raise SystemExit(f"--merge {args.merge}: another proxy or scored set "
+                             f"({earlier['proxy']}, from {earlier['scored_from']})")
+        done = {(p["images"], p["minutes"]) for p in points}
+        points += [p for p in earlier["points"] if (p["images"], p["minutes"]) not in done]
+        points.sort(key=lambda p: (p["images"], p["minutes"]))
     Path(args.svg).write_text(svg(points, f"Fine-tuning on a {args.proxy} (CPU)"))
     print(json.dumps({"proxy": args.proxy, "scored_from": scored_from, "points": points,
                       "svg": str(args.svg)}, indent=2))

@@ -9,7 +9,7 @@ writes the curve as an SVG (no plotting library needed).
 
     python benchmarks/learning_curve.py [--images 1,2,4,8] [--minutes 1,3,10]
         [--proxy new-stain|fluorescence-stain|stain-shift] [--svg learning_curve.svg]
-        [--merge earlier.json]
+        [--merge earlier.json --scored-from 8]
 
 ``--merge`` adds the points of an earlier run (its printed JSON; same proxy and scored
 images) to the table and the curve, so that a grid can be run one column at a time.
@@ -83,6 +83,8 @@ def svg(points: list[dict], title: str) -> str:
         path = " ".join(f"{x(p['images'])},{y(p['after'])}" for p in line)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" '
                      'stroke-width="2"/>')
+        parts += [f'<circle cx="{x(p["images"])}" cy="{y(p["after"])}" r="3" '
+                  f'fill="{colour}"/>' for p in line]  # a column of one point shows too
         parts.append(f'<text x="{m + 8}" y="{m + 14 * (k + 1)}" fill="{colour}">'
                      f'{minutes:g} min</text>')
     parts.append("</svg>")
@@ -97,10 +99,15 @@ def main(argv=None):
                     choices=["new-stain", "fluorescence-stain", "stain-shift"])
     ap.add_argument("--svg", default="learning_curve.svg")
     ap.add_argument("--merge", help="JSON printed by an earlier run to add to this one")
+    ap.add_argument("--scored-from", type=int, help="score the images after this many "
+                    "(default: the largest --images; give the earlier run's with --merge)")
     args = ap.parse_args(argv)
     images = [int(v) for v in args.images.split(",")]
     minutes = [float(v) for v in args.minutes.split(",")]
-    scored_from = max(images)
+    scored_from = args.scored_from or max(images)
+    if scored_from < max(images):
+        raise SystemExit(f"--scored-from {scored_from}: the scored images would include "
+                         "corrected ones")
     points = []
     for n in images:
         for m in minutes:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -15,7 +13,9 @@ from ..base.modes import target_mode
 from ..base.normalize import PlaneScaling, apply_scaling, plane_scaling
 from ..base.resample import resize_maps, resize_plane, scaled_shape
 from ..base.tiling import tile_grid
+from .axes import check_axes, guess_axes, planes_of  # noqa: F401 (re-exported)
 from .cache import ModelCache, checkpoint_key
+from .kept_maps import KeptMaps
 
 log = logging.getLogger(__name__)
 
@@ -42,116 +42,6 @@ class _TileTooLarge(Exception):
 
 class Cancelled(Exception):
     """Inference was cancelled between tiles; nothing was returned or written."""
-
-
-class _KeptMaps:
-    """Maps of one plane, handed once to the next prediction of the same pixels.
-
-    The diameter estimate's first pass predicts a plane that fits its region at the scale the
-    final prediction then often uses; keeping those maps saves a whole prediction (issue 29).
-    The pixels are compared by checksum, with shape, dtype and settings, so a different plane
-    never matches. The intensity scaling is kept too: a prediction that would compute the
-    plane's own scaling takes the kept one instead of computing it again. One entry (a few
-    MB); the lock lets panels and Dask threads share a Predictor.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._entry: tuple | None = None
-
-    @staticmethod
-    def _checksum(plane: np.ndarray) -> int:
-        # CRC-32 reads a 1024² RGBA plane in ~1 ms (a cryptographic digest takes 5x longer);
-        # the data is the user's own, so only accidental collisions matter.
-        return zlib.crc32(np.ascontiguousarray(plane).data)
-
-    def keep(self, plane, settings: tuple, scaling: PlaneScaling, own_scaling: bool,
-             maps: np.ndarray) -> None:
-        entry = ((plane.shape, plane.dtype.str, *settings), self._checksum(plane), scaling,
-                 own_scaling, maps)
-        with self._lock:
-            self._entry = entry
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entry = None
-
-    def take(self, plane, settings: tuple, scaling: PlaneScaling | None):
-        """(maps, scaling) kept for this plane and these settings, or None.
-
-        ``scaling`` None stands for the plane's own scaling.
-        """
-        with self._lock:
-            entry = self._entry
-            if entry is None or entry[0] != (plane.shape, plane.dtype.str, *settings):
-                return None
-            if not (entry[3] if scaling is None else scaling == entry[2]):
-                return None
-            if entry[1] != self._checksum(plane):
-                return None
-            self._entry = None
-        return entry[4], entry[2]
-
-
-# --------------------------------------------------------------------------- axes
-
-
-def guess_axes(shape: tuple[int, ...]) -> str:
-    """Guess the axes of an image from its shape (``"YX"``, ``"YXC"``, ``"ZYX"``, ...).
-
-    A last axis of length 1..4 after at least two larger ones is taken as channels.
-    """
-    nd = len(shape)
-    channel_last = nd >= 3 and 1 <= shape[-1] <= 4 and min(shape[-3:-1]) > 4
-    if nd >= 3 and not channel_last and shape[-1] <= 16 and min(shape[-3:-1]) > 16:
-        # (Y, X, 5) is an image with too many channels, not 256 planes 5 pixels wide.
-        raise ValueError(
-            f"image shape {tuple(shape)}: the last axis looks like {shape[-1]} channels; 1 to "
-            "4 are supported (pick the channels to segment, or give the axes explicitly)"
-        )
-    if nd == 2:
-        return "YX"
-    if nd == 3:
-        return "YXC" if channel_last else "ZYX"
-    if nd == 4:
-        return "ZYXC" if channel_last else "TZYX"
-    if nd == 5 and channel_last:
-        return "TZYXC"
-    raise ValueError(
-        f"unsupported image shape {tuple(shape)}: expected (Y,X), (Y,X,C) with C<=4, "
-        "(Z,Y,X), (T,Y,X), (T,Z,Y,X) or those with a trailing channel axis"
-    )
-
-
-def check_axes(shape: tuple[int, ...], axes: str | None) -> str:
-    """Validate user axes (or guess them); the result ends with ``YX`` or ``YXC``."""
-    if 0 in tuple(shape):
-        raise ValueError(f"the image is empty (shape {tuple(shape)})")
-    if axes is None:
-        return guess_axes(shape)
-    axes = axes.upper()
-    ok = (
-        len(axes) == len(shape)
-        and len(set(axes)) == len(axes)
-        and set(axes) <= set("TZYXC")
-        and (axes.endswith("YX") or axes.endswith("YXC"))
-    )
-    if not ok:
-        raise ValueError(
-            f"axes {axes!r} do not fit image shape {tuple(shape)}: give one letter per "
-            "axis from T, Z, Y, X, C, ending with YX or YXC"
-        )
-    if axes.endswith("C") and not 1 <= shape[-1] <= 4:
-        raise ValueError(f"channel axis has {shape[-1]} entries; 1 to 4 are supported")
-    return axes
-
-
-def planes_of(image: np.ndarray, axes: str) -> tuple[np.ndarray, tuple[int, ...]]:
-    """View an image as a sequence of 2D planes: (N, Y, X[, C]) and the stack shape."""
-    has_c = axes.endswith("C")
-    n_lead = len(axes) - (3 if has_c else 2)
-    stack_shape = image.shape[:n_lead]
-    return image.reshape(-1, *image.shape[n_lead:]), stack_shape
 
 
 # --------------------------------------------------------------------------- devices
@@ -247,7 +137,7 @@ class Predictor:
         #: Largest tile this device has memory for (lowered after an out-of-memory error).
         self.max_tile: int = 1 << 30
         self._run = run
-        self._kept = _KeptMaps()
+        self._kept = KeptMaps()
         log.info("inference on %s with %s", self.device, self._run.backend)
 
     @property

@@ -84,9 +84,33 @@ def test_fold_in_teaches_the_held_out_image_after_scoring_it(tmp_path, tiny_mode
     image, labels = tissue
     pairs = [TrainingPair("a", image[:128], labels[:128]),
              TrainingPair("b", image[128:], labels[128:])]
+    epochs = []
+    # The default: the held-out image judges the first half, then is trained on too.
     result = fine_tune(tiny_model_path, pairs, tmp_path / "m.pt", epochs=2, hold_out=1,
-                       fold_in=0.5, make_int8=False, device="cpu")
+                       make_int8=False, device="cpu", on_epoch=epochs.append)
     assert result["held_out"] == ["b"] and result["after"] is not None
     assert result["steps"] == 32  # one epoch on "a", then one on both
+    # One epoch count across both halves; only the first half is scored on "b".
+    assert result["epochs"] == 2 and [e["epoch"] for e in epochs] == [1, 2]
+    assert "mAP_50_95" in epochs[0] and "mAP_50_95" not in epochs[1]
     prov = read_checkpoint_info(result["checkpoint"])["provenance"]
     assert prov["images_used"] == ["a", "b"] and prov["held_out_then_trained_on"]
+
+
+def test_cancel_between_the_halves_keeps_the_first_half(tmp_path, tiny_model_path, tissue):
+    from napari_unetseg.core.network.checkpoint import read_checkpoint_info
+
+    image, labels = tissue
+    pairs = [TrainingPair("a", image[:128], labels[:128]),
+             TrainingPair("b", image[128:], labels[128:])]
+    stop = []
+
+    def log(line):
+        if "held-out image too" in line:
+            stop.append(line)
+
+    result = fine_tune(tiny_model_path, pairs, tmp_path / "m.pt", epochs=2, hold_out=1,
+                       make_int8=False, device="cpu", log=log, cancel=lambda: bool(stop))
+    assert stop and result["interrupted"] and result["steps"] == 16
+    prov = read_checkpoint_info(result["checkpoint"])["provenance"]
+    assert prov["images_used"] == ["a"] and not prov["held_out_then_trained_on"]

@@ -171,8 +171,9 @@ class TrainWidget(QWidget):
                            tooltip="Peak learning rate; lower changes the model less")
         self.hold_out = CheckBox(
             text="Hold out one image to measure before/after", value=True,
-            tooltip="The last chosen image is not trained on; its mAP is shown before and "
-                    "after training (on by default with 3 images or more)")
+            tooltip="The last chosen image is kept out of the first half of training; its "
+                    "mAP is shown before and after that half, then it is trained on too "
+                    "(on by default with 3 images or more)")
         self.tune = CheckBox(text="Tune thresholds on my images", value=True,
                              tooltip="Pick the watershed thresholds that score best on the "
                                      "training images")
@@ -389,7 +390,8 @@ class TrainWidget(QWidget):
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText(f"Training on {len(names) - hold} image(s) from {Path(base).name}"
-                            + (f", holding out {names[-1]}" if hold else "") + "…")
+                            + (f", holding out {names[-1]} to measure the first half"
+                               if hold else "") + "…")
         self._started, self._epochs_done = time.perf_counter(), 0
         self._budget = (float(self.minutes.value) * 60, int(self.epochs.value) or None)
         self.progress_bar.setRange(0, 1000)

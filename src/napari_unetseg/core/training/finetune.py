@@ -3,8 +3,9 @@
 One entry point, :func:`fine_tune`, for the napari panel and for scripts: it snapshots the
 images and labels it is given (later edits do not change the run), holds one image out for
 validation, scores the starting model on it, trains with :func:`.train.train` from the
-starting checkpoint, tunes the thresholds, writes the checkpoint with its provenance and
-makes its int8 CPU model.
+starting checkpoint, scores the new model on the held-out image, then trains on every image
+(the held-out one too) for the rest of the budget, tunes the thresholds, writes the
+checkpoint with its provenance and makes its int8 CPU model.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ def _write_snapshot(pairs: list[TrainingPair], folder: Path) -> list[tuple[Path,
 class FineTuneSettings:
     """How :func:`fine_tune` trains; every default is the one benchmarks/bench_finetune.py
     (README) found safest: 2e-4 on the whole network, since higher rates and longer runs
-    overfit a handful of images.
+    overfit a handful of images; the held-out image is trained on for the second half of
+    the budget, once it has judged the first half (every corrected image teaches).
 
     Attributes
     ----------
@@ -164,6 +166,7 @@ class FineTuneSettings:
         With held-out images: this fraction of the budget continues training from the best
         epoch on every image, held-out ones included (so that every corrected image
         teaches); the before/after scores are those measured before it, on unseen images.
+        0 keeps the held-out images out of training altogether.
     trust_code : bool
         Let ``base`` build its encoder with a function the file names (see
         :func:`.checkpoint.load_checkpoint`).
@@ -183,16 +186,17 @@ class FineTuneSettings:
     device: str = "auto"
     overwrite: bool = False
     train_options: dict[str, Any] | None = None
-    fold_in: float = 0.0
+    fold_in: float = 0.5
     trust_code: bool = False
 
-    def train_config(self, part: float, lr: float):
-        """The :class:`.TrainConfig` of a phase given ``part`` of the budget."""
+    def train_config(self, part: float, lr: float, epochs: int | None = None):
+        """The :class:`.TrainConfig` of a phase given ``part`` of the time budget and
+        ``epochs`` of the epoch budget."""
         from .train_config import TrainConfig
 
         return TrainConfig(
-            epochs=None if self.epochs is None else max(1, round(self.epochs * part)),
-            time_budget_min=None if self.minutes is None else self.minutes * part, lr=lr,
+            epochs=epochs, time_budget_min=None if self.minutes is None else self.minutes * part,
+            lr=lr,
             device=self.device, seed=self.seed, batch_size=self.batch_size,
             epoch_images=self.epoch_images, weighted_loss=True,
             freeze_encoder=self.freeze_encoder,
@@ -280,17 +284,28 @@ class _Phases:
 
     @property
     def share(self) -> float:
-        return self.s.fold_in if self.val_set and 0 < self.s.fold_in < 1 else 0.0
+        """The part of the budget that trains on every image (0: none)."""
+        share = self.s.fold_in if self.val_set and 0 < self.s.fold_in < 1 else 0.0
+        # An epoch budget too small to split (one epoch) has no second half.
+        return share if self.epochs(share)[1] != 0 else 0.0
 
-    @property
-    def folded(self) -> bool:
-        return bool(self.share)
+    def epochs(self, share: float) -> tuple[int | None, int | None]:
+        """The epoch budget of each half (None: time alone)."""
+        total = self.s.epochs
+        if total is None:
+            return None, None
+        first = total if not share else max(1, round(total * (1 - share)))
+        return first, total - first
+
+    #: Whether the held-out images were trained on (set by :meth:`train`).
+    folded: bool = False
 
     def train(self) -> tuple[Path, dict, float | None]:
         s, log = self.s, self.log
         work, summary, train_files = _train_on_snapshot(
-            s.train_config(1 - self.share, s.lr), self.base, self.train_set, self.val_set,
-            self.tmp / "main", log=log, trust_code=s.trust_code, **self.callbacks)
+            s.train_config(1 - self.share, s.lr, self.epochs(self.share)[0]), self.base,
+            self.train_set, self.val_set, self.tmp / "main", log=log, trust_code=s.trust_code,
+            **self.callbacks)
         if s.tune_thresholds:
             log("now: tuning the thresholds on your images…")
             # On the training images: the held-out score stays an honest before/after.
@@ -299,16 +314,36 @@ class _Phases:
             log("now: scoring the new model on the held-out image…")
         after = held_out_score(work, self.val_set, s.device, s.trust_code)
         if self.share and not summary["interrupted"]:
-            log("now: teaching it the held-out image too…")
-            work, more, all_files = _train_on_snapshot(
-                s.train_config(self.share, s.lr / 2), work, self.train_set + self.val_set, [],
-                self.tmp / "all", log=log, on_step=self.callbacks["on_step"],
-                cancel=self.callbacks["cancel"], trust_code=s.trust_code)
-            summary = dict(summary, steps=summary["steps"] + more["steps"],
-                           interrupted=more["interrupted"])
-            if s.tune_thresholds:
-                self._tune(work, all_files)
+            work, summary = self._fold_in(work, summary)
         return work, summary, after
+
+    def _fold_in(self, work: Path, summary: dict) -> tuple[Path, dict]:
+        """Continue from ``work`` on every image, the held-out ones included."""
+        from .train_config import TrainingError
+
+        s, on_epoch, cancel = self.s, self.callbacks["on_epoch"], self.callbacks["cancel"]
+        first = summary["epochs"]
+        self.log("now: teaching it the held-out image too…")
+        try:
+            folded, more, all_files = _train_on_snapshot(
+                s.train_config(self.share, s.lr / 2, self.epochs(self.share)[1]), work,
+                self.train_set + self.val_set, [], self.tmp / "all", log=self.log,
+                on_step=self.callbacks["on_step"],
+                # One epoch count across both halves (the panel's plot and progress).
+                on_epoch=None if on_epoch is None else
+                lambda line: on_epoch(dict(line, epoch=first + line["epoch"])),
+                cancel=cancel, trust_code=s.trust_code)
+        except TrainingError:
+            if cancel is None or not cancel():
+                raise
+            # Cancelled before its first step: the first half's model is the result.
+            return work, dict(summary, interrupted=True)
+        self.folded = True
+        if s.tune_thresholds:
+            self._tune(folded, all_files)
+        return folded, dict(summary, epochs=first + more["epochs"],
+                            steps=summary["steps"] + more["steps"],
+                            interrupted=more["interrupted"])
 
     def _tune(self, work: Path, files) -> None:
         from .validation import finalize_thresholds

@@ -92,6 +92,7 @@ def test_fold_in_teaches_the_held_out_image_after_scoring_it(tmp_path, tiny_mode
     assert result["steps"] == 32  # one epoch on "a", then one on both
     # One epoch count across both halves; only the first half is scored on "b".
     assert result["epochs"] == 2 and [e["epoch"] for e in epochs] == [1, 2]
+    assert result["trained_on_held_out"]
     assert "mAP_50_95" in epochs[0] and "mAP_50_95" not in epochs[1]
     prov = read_checkpoint_info(result["checkpoint"])["provenance"]
     assert prov["images_used"] == ["a", "b"] and prov["held_out_then_trained_on"]
@@ -112,5 +113,6 @@ def test_cancel_between_the_halves_keeps_the_first_half(tmp_path, tiny_model_pat
     result = fine_tune(tiny_model_path, pairs, tmp_path / "m.pt", epochs=2, hold_out=1,
                        make_int8=False, device="cpu", log=log, cancel=lambda: bool(stop))
     assert stop and result["interrupted"] and result["steps"] == 16
+    assert not result["trained_on_held_out"]
     prov = read_checkpoint_info(result["checkpoint"])["provenance"]
     assert prov["images_used"] == ["a"] and not prov["held_out_then_trained_on"]

@@ -466,7 +466,9 @@ class TrainWidget(QWidget):
         text = ("Stopped early; kept the best model so far. " if result["interrupted"]
                 else "Done. ") + f"Saved {result['checkpoint']}"
         if before is not None and after is not None:
-            text += f". Held-out mAP {before:.3f} before, {after:.3f} after"
+            text += f". Held-out mAP {before:.3f} before, {after:.3f} after" + (
+                " the first half (then it was trained on too)"
+                if result.get("trained_on_held_out") else "")
         seg = self._segment_widget()
         if not result["use"]:
             # Do not swap in a model that scores worse on the user's own held-out image; it

@@ -244,7 +244,8 @@ def fine_tune(base: str | Path, pairs: list[TrainingPair], out: str | Path,
     dict
         ``checkpoint``, ``int8``, ``before`` and ``after`` (held-out mAP, None without
         hold-out), ``use`` (see :func:`should_use`), ``thresholds``, ``interrupted``,
-        ``epochs``, ``steps``, ``images``, ``held_out``.
+        ``epochs``, ``steps``, ``images``, ``held_out``, ``trained_on_held_out`` (the
+        held-out images taught the second half; ``after`` was measured before it).
     """
     s = replace(settings or FineTuneSettings(), **options)
     pairs = check_pairs(pairs)
@@ -267,7 +268,8 @@ def fine_tune(base: str | Path, pairs: list[TrainingPair], out: str | Path,
             "before": before, "after": after, "use": should_use(before, after),
             "thresholds": dict(model.thresholds), "interrupted": summary["interrupted"],
             "epochs": summary["epochs"], "steps": summary["steps"],
-            "images": [p.name for p in train_set], "held_out": [p.name for p in val_set]}
+            "images": [p.name for p in train_set], "held_out": [p.name for p in val_set],
+            "trained_on_held_out": run.folded}
 
 
 @dataclass

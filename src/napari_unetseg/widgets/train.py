@@ -48,7 +48,8 @@ class CurvePlot(QWidget):
         self.score: list[float] = []
         self.setMinimumHeight(130)
         self.setToolTip("Per epoch: training loss (orange, left axis) and the held-out "
-                        "image's mAP (blue, right axis; higher is better)")
+                        "image's mAP (blue, right axis; higher is better), measured while "
+                        "it is held out: the first half of the run")
 
     def add(self, loss: float, score: float | None) -> None:
         self.loss.append(loss)

@@ -8,7 +8,8 @@ fine-tunes run the same recipe (core.finetune.fine_tune): ``--path python`` call
 default) runs one after the other and prints both. Prints JSON.
 
     python benchmarks/bench_finetune.py [--minutes 10] [--corrected 5] [--lr 5e-4]
-        [--path both|python|cli] [--freeze-encoder] [--no-tune] [--fold-in 0.3]
+        [--path both|python|cli] [--freeze-encoder] [--no-tune] [--fold-in 0.5]
+        [--hold-out N] [--seed S] [--precision auto|fp32] [--score-corrected]
         [--stain-shift | --new-stain | --fluorescence-stain] [--ceiling]
         [--set FIELD=VALUE ...]
 
@@ -20,7 +21,12 @@ would draw them (core.augment.stain_fluorescence).
 
 ``--ceiling`` trains on the scored images themselves (no hold-out): not a user's situation,
 but the most that fine-tuning could give on them, against which the real gain is read.
-``--set`` passes TrainConfig fields to the recipe (for comparing recipes; Python path).
+``--set`` and ``--fold-in`` pass TrainConfig fields and the fold-in share to the recipe
+(for comparing recipes; Python path); ``--hold-out`` (how many images are held out; 0:
+every image trains throughout) and ``--seed`` go to both paths. ``--precision fp32`` scores
+the fp32 models instead of the int8 ones a CPU user gets (int8 results differ a little
+between CPUs); ``--score-corrected`` also scores the corrected images themselves (how well
+the run fitted what it was taught).
 """
 
 from __future__ import annotations
@@ -79,8 +85,8 @@ def run_python(args, corrected, out: Path, options: dict) -> dict:
     result = fine_tune(args.base, [TrainingPair(n, im, gt) for n, im, gt in corrected], out,
                        minutes=args.minutes, lr=args.lr, on_epoch=epochs.append,
                        freeze_encoder=args.freeze_encoder, tune_thresholds=not args.no_tune,
-                       hold_out=False if args.ceiling else None, train_options=options,
-                       fold_in=args.fold_in)
+                       hold_out=False if args.ceiling else args.hold_out,
+                       train_options=options, fold_in=args.fold_in, seed=args.seed)
     result["per_epoch_held_out"] = [round(float(e.get("mAP_50_95", np.nan)), 3)
                                     for e in epochs]
     return result
@@ -100,9 +106,12 @@ def run_cli(args, corrected, out: Path, tmp: Path) -> dict:
            str(args.minutes), "--lr", str(args.lr), "--out", str(out)]
     if args.no_tune:
         cmd.append("--no-tune")
-    if args.ceiling:  # nothing held out: an empty validation list
-        (tmp / "none.txt").write_text("")
-        cmd += ["--val-list", str(tmp / "none.txt")]
+    cmd += ["--seed", str(args.seed)]
+    if args.ceiling or args.hold_out is not None:  # the last N images as the validation list
+        n = 0 if args.ceiling else args.hold_out
+        (tmp / "val.txt").write_text("".join(f"{name}\n" for name, *_ in
+                                             corrected[len(corrected) - n:]))
+        cmd += ["--val-list", str(tmp / "val.txt")]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"unetseg train --init failed: {r.stderr.strip().splitlines()[-1]}")
@@ -123,6 +132,13 @@ def main(argv=None):
                          "learning curve keeps one scored set for every --corrected")
     ap.add_argument("--lr", type=float, default=FINETUNE_DEFAULTS["lr"])
     ap.add_argument("--fold-in", type=float, default=FINETUNE_DEFAULTS["fold_in"])
+    ap.add_argument("--hold-out", type=int, default=None, metavar="N",
+                    help="images held out (default: the recipe's rule)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precision", choices=["auto", "fp32"], default="auto",
+                    help="score the int8 CPU models (auto) or the fp32 ones")
+    ap.add_argument("--score-corrected", action="store_true",
+                    help="also score the corrected images (how well the run fitted them)")
     ap.add_argument("--base", default="default")
     ap.add_argument("--path", choices=["both", "python", "cli"], default="both")
     ap.add_argument("--freeze-encoder", action="store_true")
@@ -152,10 +168,10 @@ def main(argv=None):
     if args.ceiling:
         corrected = others
 
-    def score(model) -> dict:
-        pred = Predictor(model, "cpu")
+    def score(model, images=others) -> dict:
+        pred = Predictor(model, "cpu", precision=args.precision)
         return dict(summarize([image_scores(gt, segment_image(pred, im))
-                               for _, im, gt in others]), backend=pred.backend)
+                               for _, im, gt in images]), backend=pred.backend)
 
     before = score(args.base)
     report = {"base": args.base, "proxy": ("stain_shift" if args.stain_shift else "new_stain"
@@ -163,7 +179,8 @@ def main(argv=None):
                                            if args.fluorescence_stain else "as_is"),
               "ceiling": args.ceiling, "corrected_images": len(corrected),
               "scored_images": len(others), "minutes": args.minutes, "lr": args.lr,
-              "fold_in": args.fold_in, "recipe_options": options, "before": before,
+              "fold_in": args.fold_in, "hold_out": args.hold_out, "seed": args.seed,
+              "precision": args.precision, "recipe_options": options, "before": before,
               "paths": {}}
     paths = ["python", "cli"] if args.path == "both" else [args.path]
     with tempfile.TemporaryDirectory() as tmp:
@@ -180,6 +197,10 @@ def main(argv=None):
                 "steps": result["steps"],
                 "held_out_before_after": [result["before"], result["after"]],
                 "thresholds": result["thresholds"], "after": after,
+                **({"corrected_before_after": [
+                    round(score(args.base, corrected)["mAP_50_95"], 3),
+                    round(score(result["checkpoint"], corrected)["mAP_50_95"], 3)]}
+                   if args.score_corrected else {}),
                 "gain_mAP_50_95": round(after["mAP_50_95"] - before["mAP_50_95"], 3),
                 **({"per_epoch_held_out": result["per_epoch_held_out"]}
                    if "per_epoch_held_out" in result else {}),

@@ -196,8 +196,7 @@ class FineTuneSettings:
 
         return TrainConfig(
             epochs=epochs, time_budget_min=None if self.minutes is None else self.minutes * part,
-            lr=lr,
-            device=self.device, seed=self.seed, batch_size=self.batch_size,
+            lr=lr, device=self.device, seed=self.seed, batch_size=self.batch_size,
             epoch_images=self.epoch_images, weighted_loss=True,
             freeze_encoder=self.freeze_encoder,
             # Nothing resumes a fine-tuning run; writing weights and optimizer every epoch

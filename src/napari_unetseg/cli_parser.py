@@ -97,9 +97,9 @@ def _add_train(sub) -> None:
     s.add_argument("--init", metavar="MODEL",
                    help="fine-tune this checkpoint ('default': the bundled model) on your "
                         "corrected images with the napari panel's recipe (5 minutes, lr 2e-4, "
-                        "one image held out from 3 on, or the --val-list images; thresholds "
-                        "tuned on the training images; int8 model made); its architecture "
-                        "is kept")
+                        "one image held out from 3 on, or the --val-list images, to score "
+                        "the first half, then trained on too; thresholds tuned on the images "
+                        "trained on; int8 model made); its architecture is kept")
     s.add_argument("--no-tune", action="store_true",
                    help="keep default thresholds instead of tuning them on the validation set")
 
